@@ -1,0 +1,193 @@
+"""Container metadata: the one reader of the runtime's state files and Docker's config.v2.json.
+
+The runtime writes `ContainerState` (as config.json under its state root); the exporter and the
+shipper read containers through `list_containers`, never by reaching into runtime internals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STATE_ROOT = Path("/var/lib/hostwatch/containers")
+DEFAULT_DOCKER_ROOT = Path("/var/lib/docker/containers")
+CGROUP_PARENT = "hostwatch"
+
+
+def rfc3339_nano(ts: float | None = None, ns: int | None = None) -> str:
+    """Go's time.RFC3339Nano in UTC: fractional seconds with trailing zeros trimmed."""
+    if ns is None:
+        ns = time.time_ns() if ts is None else int(ts * 1e9)
+    secs, frac = divmod(ns, 1_000_000_000)
+    base = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    if frac:
+        base += "." + f"{frac:09d}".rstrip("0")
+    return base + "Z"
+
+
+def parse_rfc3339(value: str | None) -> float | None:
+    """Seconds since the epoch from an RFC3339(Nano) UTC string; None for empty or Go's zero time."""
+    if not value or value.startswith("0001-01-01"):
+        return None
+    body = value.rstrip("Z")
+    tz_offset = 0.0
+    for sign in ("+", "-"):
+        idx = body.rfind(sign)
+        if idx > 10:
+            hh, _, mm = body[idx + 1 :].partition(":")
+            tz_offset = (int(hh) * 3600 + int(mm or 0) * 60) * (1 if sign == "+" else -1)
+            body = body[:idx]
+            break
+    whole, _, frac = body.partition(".")
+    secs = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+    return secs + (float("0." + frac) if frac else 0.0) - tz_offset
+
+
+@dataclass
+class Limits:
+    memory: int | None = None
+    nano_cpus: int | None = None
+    cpu_shares: int | None = None
+    pids_limit: int | None = None
+    cpuset_cpus: str | None = None
+
+
+@dataclass
+class ContainerState:
+    """Everything the runtime records about one container (its config.json)."""
+
+    id: str
+    name: str
+    image: str
+    rootfs: str | None
+    command: list[str]
+    hostname: str
+    labels: dict[str, str] = field(default_factory=dict)
+    env: list[str] = field(default_factory=list)
+    limits: Limits = field(default_factory=Limits)
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    network: dict[str, Any] = field(default_factory=lambda: {"mode": "none"})
+    log_driver: str = "json-file"
+    log_opts: dict[str, str] = field(default_factory=dict)
+    log_path: str = ""
+    auto_remove: bool = False
+    cgroup: str = ""
+    created: str = ""
+    started: str | None = None
+    finished: str | None = None
+    pid: int | None = None
+    monitor_pid: int | None = None
+    status: str = "created"
+    exit_code: int | None = None
+    oom_killed: bool = False
+    error: str = ""
+    log_dropped: int = 0
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ContainerState:
+        known = {f for f in cls.__dataclass_fields__}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["limits"] = Limits(**data.get("limits", {}))
+        return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class ContainerRef:
+    """What observers need to know about a container, whatever created it."""
+
+    id: str
+    name: str
+    image: str
+    labels: dict[str, str]
+    cgroup: str  # path relative to each hierarchy's root, e.g. "/hostwatch/<id>"
+    pid: int | None
+    started_at: float | None
+    running: bool
+    source: str  # "hostwatch" or "docker"
+    log_path: str = ""
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None  # vanished mid-scan or half-written by a foreign writer
+    return data if isinstance(data, dict) else None
+
+
+def read_hostwatch_state(state_root: Path) -> list[ContainerState]:
+    out = []
+    try:
+        entries = os.listdir(state_root)
+    except FileNotFoundError:
+        return []
+    for entry in sorted(entries):
+        data = _read_json(state_root / entry / "config.json")
+        if data is not None:
+            out.append(ContainerState.from_dict(data))
+    return out
+
+
+def _hostwatch_ref(s: ContainerState) -> ContainerRef:
+    return ContainerRef(
+        id=s.id,
+        name=s.name,
+        image=s.image,
+        labels=dict(s.labels),
+        cgroup=s.cgroup or f"/{CGROUP_PARENT}/{s.id}",
+        pid=s.pid,
+        started_at=parse_rfc3339(s.started),
+        running=s.status == "running",
+        source="hostwatch",
+        log_path=s.log_path,
+    )
+
+
+def _docker_ref(cid: str, data: dict[str, Any], docker_root: Path) -> ContainerRef:
+    state = data.get("State") or {}
+    config = data.get("Config") or {}
+    host_config = data.get("HostConfig") or {}
+    parent = host_config.get("CgroupParent") or ""
+    cgroup = f"{parent.rstrip('/')}/{cid}" if parent else f"/docker/{cid}"
+    pid = state.get("Pid") or None
+    return ContainerRef(
+        id=cid,
+        name=str(data.get("Name", "")).lstrip("/"),
+        image=str(config.get("Image", "")),
+        labels={str(k): str(v) for k, v in (config.get("Labels") or {}).items()},
+        cgroup=cgroup,
+        pid=pid,
+        started_at=parse_rfc3339(state.get("StartedAt")),
+        running=bool(state.get("Running")),
+        source="docker",
+        log_path=str(data.get("LogPath") or docker_root / cid / f"{cid}-json.log"),
+    )
+
+
+def list_containers(
+    state_root: Path = DEFAULT_STATE_ROOT, docker_root: Path = DEFAULT_DOCKER_ROOT
+) -> list[ContainerRef]:
+    """All known containers: the bundled runtime's, then Docker's (read-only) when present."""
+    refs = [_hostwatch_ref(s) for s in read_hostwatch_state(state_root)]
+    try:
+        docker_ids = sorted(os.listdir(docker_root))
+    except (FileNotFoundError, NotADirectoryError):
+        docker_ids = []
+    for cid in docker_ids:
+        data = _read_json(docker_root / cid / "config.v2.json")
+        if data is not None:
+            refs.append(_docker_ref(cid, data, docker_root))
+    return refs
