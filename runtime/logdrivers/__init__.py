@@ -1,1 +1,81 @@
+"""Docker-compatible log drivers of the bundled runtime: json-file, journald, fluentd, gelf, none.
 
+Usage by the monitor::
+
+    validate(driver, opts)            # by the CLI, before anything is created (ValueError: one line)
+    drv = create(driver, info)        # LogDriver
+    out = Copier("stdout", drv.log)   # one per stream; feed() raw bytes, flush() at EOF
+    ...
+    drv.close(); state.log_dropped = drv.dropped
+
+journald, fluentd and gelf default to Docker's ``mode=non-blocking`` (a ring buffer of ``max-buffer-size``
+bytes, 1m by default, drained by a thread); json-file defaults to ``mode=blocking`` (synchronous writes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import fluentd, gelf, journald, jsonfile
+from .base import DAEMON_NAME, LogDriver, LogInfo, LogMessage, NoneDriver
+from .copier import DEFAULT_MAX_LINE, Copier
+from .options import BufferConfig
+from .ring import Endpoint, RingDriver
+
+__all__ = [
+    "DAEMON_NAME",
+    "DEFAULT_MAX_LINE",
+    "DRIVERS",
+    "Copier",
+    "LogDriver",
+    "LogInfo",
+    "LogMessage",
+    "create",
+    "validate",
+]
+
+DRIVERS = ("json-file", "journald", "fluentd", "gelf", "none")
+
+_PARSERS: dict[str, Callable[[dict[str, str]], Any]] = {
+    "json-file": jsonfile.parse_config,
+    "journald": journald.parse_config,
+    "fluentd": fluentd.parse_config,
+    "gelf": gelf.parse_config,
+}
+
+
+def _parse(driver: str, opts: dict[str, str]) -> Any:
+    if driver not in DRIVERS:
+        raise ValueError(f"unknown log driver {driver!r} (supported: {', '.join(DRIVERS)})")
+    if driver == "none":
+        if opts:
+            raise ValueError(f"log driver 'none' takes no log opts, got {', '.join(sorted(opts))}")
+        return None
+    return _PARSERS[driver](opts)
+
+
+def validate(driver: str, opts: dict[str, str]) -> None:
+    """Raises ValueError with a one-line reason for an unknown driver, option key or bad value."""
+    _parse(driver, opts)
+
+
+def create(driver: str, info: LogInfo) -> LogDriver:
+    """A ready driver. Raises ValueError for bad options and OSError when json-file cannot open its file;
+    never for an unreachable journald/fluentd/gelf endpoint (those messages are dropped and counted)."""
+    cfg = _parse(driver, info.opts)
+    if cfg is None:
+        return NoneDriver()
+    inner: Endpoint
+    if driver == "json-file":
+        inner = jsonfile.JSONFileDriver(cfg, info)
+    elif driver == "journald":
+        inner = journald.JournaldDriver(cfg, info)
+    elif driver == "fluentd":
+        inner = fluentd.FluentdDriver(cfg, info)
+    else:
+        inner = gelf.GelfDriver(cfg, info)
+    buffer: BufferConfig = cfg.buffer
+    if buffer.non_blocking:
+        return RingDriver(inner, buffer.max_buffer_size, name=driver)
+    return inner

@@ -1,0 +1,54 @@
+"""container_cpu_*: usage (per CPU on v1, cpu="total" otherwise), user/system, CFS throttling."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from exporter.collectors.base import Scrape, counter, nonempty
+from exporter.families import Family
+
+_CPU_NAMES = [f"cpu{i:02d}" for i in range(256)]
+
+
+class CpuCollector:
+    name = "cpu"
+
+    def __init__(self, per_cpu: bool = True) -> None:
+        self.per_cpu = per_cpu
+
+    def collect(self, scrape: Scrape) -> Iterable[Family]:
+        usage = counter("container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.", "cpu")
+        user = counter("container_cpu_user_seconds_total", "Cumulative user cpu time consumed in seconds.")
+        system = counter("container_cpu_system_seconds_total", "Cumulative system cpu time consumed in seconds.")
+        periods = counter("container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.")
+        throttled = counter(
+            "container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals."
+        )
+        throttled_s = counter(
+            "container_cpu_cfs_throttled_seconds_total",
+            "Total time duration the container has been throttled.",
+        )
+        reader = scrape.reader
+        per_cpu = self.per_cpu
+        for t in scrape.targets:
+            try:
+                s = reader.cpu(t.cg, per_cpu)
+            except (OSError, ValueError):
+                scrape.error(self.name)
+                continue
+            ls = t.labels
+            if s.per_cpu_ns is not None:
+                for i, ns in enumerate(s.per_cpu_ns):
+                    usage.add(ls, ns / 1e9, _CPU_NAMES[i] if i < 256 else f"cpu{i:02d}")
+            elif s.usage_ns is not None:
+                usage.add(ls, s.usage_ns / 1e9, "total")
+            if s.user_ns is not None:
+                user.add(ls, s.user_ns / 1e9)
+            if s.system_ns is not None:
+                system.add(ls, s.system_ns / 1e9)
+            # Like cAdvisor (which needs a quota): only cgroups that ever ran under a CFS quota.
+            if s.periods:
+                periods.add(ls, s.periods)
+                throttled.add(ls, s.throttled_periods or 0)
+                throttled_s.add(ls, (s.throttled_ns or 0) / 1e9)
+        return nonempty(usage, user, system, periods, throttled, throttled_s)

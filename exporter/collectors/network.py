@@ -1,0 +1,68 @@
+"""container_network_*_total{interface} from /proc/<pid>/net/dev of a process in the container.
+
+Only cgroups with their own network namespace (and the root cgroup, for the host) are reported:
+a raw cgroup in the host namespace would just repeat the host's counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from exporter import procfs
+from exporter.collectors.base import Scrape, counter, nonempty
+from exporter.families import Family
+
+_FIELDS = [
+    (f"container_network_{way}_{what}_total", doc.format(done=done, doing=doing), f"{prefix}_{attr}")
+    for way, done, doing, prefix in (
+        ("receive", "received", "receiving", "rx"),
+        ("transmit", "transmitted", "transmitting", "tx"),
+    )
+    for what, attr, doc in (
+        ("bytes", "bytes", "Cumulative count of bytes {done}"),
+        ("packets", "packets", "Cumulative count of packets {done}"),
+        ("packets_dropped", "dropped", "Cumulative count of packets dropped while {doing}"),
+        ("errors", "errors", "Cumulative count of errors encountered while {doing}"),
+    )
+]
+
+
+class NetworkCollector:
+    name = "network"
+
+    def __init__(self, proc_root: str = "/proc") -> None:
+        self.proc_root = proc_root
+        self.host_pid = procfs.host_pid(proc_root)
+
+    def collect(self, scrape: Scrape) -> Iterable[Family]:
+        fams = [(counter(n, doc, "interface"), attr) for n, doc, attr in _FIELDS]
+        proc = self.proc_root
+        try:
+            host_net = procfs.namespace_inode(proc, self.host_pid, "net")
+        except (OSError, ValueError):
+            host_net = None
+        for t in scrape.targets:
+            try:
+                pid: int | str
+                if t.cg == "/":
+                    pid = self.host_pid
+                else:
+                    first = t.first_pid()
+                    if first is None:
+                        continue  # no process, no namespace to read
+                    pid = first
+                    net = procfs.namespace_inode(proc, pid, "net")
+                    t.memo["net"] = net
+                    if net == host_net:
+                        continue
+                ifaces = procfs.net_dev(proc, pid)
+            except FileNotFoundError:
+                continue  # the process exited between listing and reading: no series, not an error
+            except (OSError, ValueError):
+                scrape.error(self.name)
+                continue
+            ls = t.labels
+            for iface, c in sorted(ifaces.items()):
+                for fam, attr in fams:
+                    fam.add(ls, getattr(c, attr), iface)
+        return nonempty(*(f for f, _ in fams))

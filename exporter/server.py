@@ -1,0 +1,149 @@
+"""aiohttp server for /metrics and /healthz; `ExporterService` is what `hostwatch up` embeds.
+
+Scrapes run in one dedicated worker thread (never on the event loop, never two at once); content
+negotiation (text 0.0.4 / OpenMetrics) follows prometheus_client's `choose_encoder`, and the body is
+gzipped when the scraper accepts it, as prometheus_client's handlers do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import gzip
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+from prometheus_client.exposition import choose_encoder
+
+from exporter.config import ExporterConfig, parse_listen_address
+from exporter.scrape import Exporter
+from exporter.webconfig import BasicAuth, WebConfig, load_web_config
+
+log = logging.getLogger("hostwatch.exporter")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_INDEX = """<html><head><title>hostwatch exporter</title></head><body><h1>hostwatch exporter</h1>
+<p><a href="{path}">Metrics</a></p></body></html>"""
+
+
+def negotiate(accept: str) -> tuple[bool, str]:
+    """(openmetrics?, content type) for an Accept header, exactly as prometheus_client decides."""
+    _, content_type = choose_encoder(accept)
+    return content_type.startswith("application/openmetrics-text"), content_type
+
+
+def build_app(exporter: Exporter, web_config: WebConfig, executor: ThreadPoolExecutor) -> web.Application:
+    auth = BasicAuth(web_config.users) if web_config.users else None
+    path = exporter.config.telemetry_path
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if auth is not None and not await _authorized(request, auth, executor):
+            resp: web.StreamResponse = web.Response(
+                status=401, text="Unauthorized\n", headers={"WWW-Authenticate": 'Basic realm="hostwatch"'}
+            )
+        else:
+            resp = await handler(request)
+        for k, v in web_config.headers.items():
+            resp.headers[k] = v
+        return resp
+
+    def produce(openmetrics: bool, gz: bool) -> bytes:
+        body = exporter.render(openmetrics)
+        return gzip.compress(body, compresslevel=1) if gz else body
+
+    async def metrics(request: web.Request) -> web.Response:
+        openmetrics, content_type = negotiate(request.headers.get("Accept", ""))
+        gz = "gzip" in request.headers.get("Accept-Encoding", "")
+        loop = asyncio.get_running_loop()
+        body = await loop.run_in_executor(executor, produce, openmetrics, gz)
+        headers = {"Content-Type": content_type}
+        if gz:
+            headers["Content-Encoding"] = "gzip"
+        return web.Response(body=body, headers=headers)
+
+    async def healthz(request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(text=_INDEX.format(path=path), content_type="text/html")
+
+    app = web.Application(middlewares=[guard])
+    app.router.add_get(path, metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/", index)
+    return app
+
+
+async def _authorized(request: web.Request, auth: BasicAuth, executor: ThreadPoolExecutor) -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        user, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    if not sep:
+        return False
+    # bcrypt is slow on purpose: keep it off the event loop.
+    return await asyncio.get_running_loop().run_in_executor(None, auth.check, user, password)
+
+
+class ExporterService:
+    """start()/stop() (or `async with`) the exporter's HTTP server on the running loop."""
+
+    def __init__(self, config: ExporterConfig, exporter: Exporter | None = None) -> None:
+        self.config = config
+        self.exporter = exporter
+        self.runner: web.AppRunner | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def start(self) -> None:
+        cfg = self.config
+        web_config = load_web_config(cfg.web_config_file) if cfg.web_config_file else WebConfig()
+        host, port = parse_listen_address(cfg.listen_address)
+        if self.exporter is None:
+            self.exporter = Exporter(cfg)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hostwatch-scrape")
+        app = build_app(self.exporter, web_config, self._executor)
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, host, port, ssl_context=web_config.ssl_context, reuse_address=True)
+        await site.start()
+        log.info("exporter listening on %s", ", ".join(map(str, self.addresses)))
+
+    @property
+    def addresses(self) -> list[Any]:
+        return list(self.runner.addresses) if self.runner is not None else []
+
+    @property
+    def port(self) -> int:
+        return int(self.addresses[0][1])
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    async def __aenter__(self) -> ExporterService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+async def start_exporter(config: ExporterConfig) -> ExporterService:
+    """For `hostwatch up`: start serving on the running loop; call `await service.stop()` to end."""
+    service = ExporterService(config)
+    await service.start()
+    return service

@@ -1,0 +1,3 @@
+from hostwatch.cli import main
+
+raise SystemExit(main())

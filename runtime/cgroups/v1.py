@@ -1,0 +1,118 @@
+"""cgroup v1 backend: one hierarchy per controller (or per co-mounted group, e.g. "cpu,cpuacct")."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from hostwatch.containers import Limits
+
+from .base import (
+    CPU_PERIOD_US,
+    CgroupError,
+    CgroupFS,
+    Setting,
+    TreeCgroups,
+    check_cpuset,
+    check_int,
+    cpu_quota_us,
+    read_file,
+    read_keyed,
+    split_rel,
+    write_file,
+)
+
+CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "cpuset", "blkio")
+UNLIMITED = "-1"
+
+
+def v1_settings(limits: Limits) -> list[Setting]:
+    """The interface-file writes that apply `limits`, in order. None leaves a limit untouched;
+    0 or less means unlimited (Docker's convention) for memory, nano_cpus and pids_limit."""
+    out: list[Setting] = []
+    if limits.memory is not None:
+        memory = check_int("memory", limits.memory)
+        value = str(memory) if memory > 0 else UNLIMITED
+        # memsw must stay >= the memory limit: lift it first, then pin it to the same value so the
+        # container cannot spill into swap and hide an OOM.
+        out.append(Setting("memory", "memory.memsw.limit_in_bytes", UNLIMITED, optional=True))
+        out.append(Setting("memory", "memory.limit_in_bytes", value))
+        if memory > 0:
+            out.append(Setting("memory", "memory.memsw.limit_in_bytes", value, optional=True))
+    if limits.nano_cpus is not None:
+        nano = check_int("nano_cpus", limits.nano_cpus)
+        out.append(Setting("cpu", "cpu.cfs_period_us", str(CPU_PERIOD_US)))
+        out.append(Setting("cpu", "cpu.cfs_quota_us", str(cpu_quota_us(nano)) if nano > 0 else UNLIMITED))
+    if limits.cpu_shares:
+        shares = check_int("cpu_shares", limits.cpu_shares)
+        if shares < 0:
+            raise CgroupError(f"invalid cpu_shares={shares}: must be positive")
+        out.append(Setting("cpu", "cpu.shares", str(shares)))  # the kernel clamps to 2..262144
+    if limits.pids_limit is not None:
+        pids = check_int("pids_limit", limits.pids_limit)
+        out.append(Setting("pids", "pids.max", str(pids) if pids > 0 else "max"))
+    if limits.cpuset_cpus:
+        out.append(Setting("cpuset", "cpuset.cpus", check_cpuset(limits.cpuset_cpus)))
+    return out
+
+
+class CgroupsV1(TreeCgroups):
+    version = 1
+
+    def __init__(self, mounts: Mapping[str, Path], fs: CgroupFS | None = None) -> None:
+        """`mounts`: controller name -> mount point of its hierarchy (see mountinfo)."""
+        super().__init__(fs)
+        self.mounts = {c: Path(mounts[c]) for c in CONTROLLERS if c in mounts}
+        if not self.mounts:
+            raise CgroupError(f"no cgroup v1 hierarchy for any of {', '.join(CONTROLLERS)}")
+
+    def roots(self) -> list[Path]:
+        return list(dict.fromkeys(self.mounts.values()))
+
+    def paths(self, rel: str) -> dict[str, Path]:
+        parts = split_rel(rel)
+        return {c: root.joinpath(*parts) for c, root in self.mounts.items()}
+
+    def create(self, rel: str, limits: Limits) -> None:
+        try:
+            parts = split_rel(rel)
+            settings = v1_settings(limits)
+            for s in settings:
+                if s.controller not in self.mounts:
+                    raise CgroupError(f"the {s.controller} controller is not mounted (needed for {s.file})")
+        except CgroupError as e:
+            raise CgroupError(f"cannot create cgroup {rel}: {e}") from e
+        created: list[Path] = []
+        try:
+            cpuset_root = self.mounts.get("cpuset")
+            for root in self.roots():
+                levels = self.make_levels(root, parts, created)
+                if root == cpuset_root:
+                    _inherit_cpuset([root, *levels])
+            target = self.paths(rel)
+            for s in settings:
+                path = target[s.controller] / s.file
+                if s.optional and not path.exists():
+                    continue
+                write_file(path, s.value)
+        except CgroupError as e:
+            self.rollback(created)
+            raise CgroupError(f"cannot create cgroup {rel}: {e}") from e
+
+    def oom_killed(self, rel: str) -> bool:
+        memory = self.paths(rel).get("memory")
+        if memory is None:
+            return False
+        return read_keyed(memory / "memory.oom_control").get("oom_kill", 0) > 0
+
+
+def _inherit_cpuset(levels: list[Path]) -> None:
+    """A new v1 cpuset cgroup starts with empty cpuset.cpus/mems and refuses tasks (ENOSPC):
+    copy them down from the parent at every level that has none (created or left empty)."""
+    for parent, child in zip(levels, levels[1:], strict=False):
+        for name in ("cpuset.mems", "cpuset.cpus"):
+            if not read_file(child / name).strip():
+                value = read_file(parent / name).strip()
+                if not value:
+                    raise CgroupError(f"{parent / name} is empty: nothing to inherit")
+                write_file(child / name, value)

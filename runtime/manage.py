@@ -1,0 +1,224 @@
+"""The verbs that act on existing containers: ps, inspect, logs, stop, kill, rm."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hostwatch.containers import ContainerState, parse_rfc3339
+from runtime import logs as logfile
+from runtime.cgroups import Cgroups
+from runtime.monitor import remove_container
+from runtime.state import StateStore
+
+
+def _ago(seconds: float) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{int(seconds)} seconds"
+
+
+def _status_text(s: ContainerState, now: float) -> str:
+    if s.status == "running":
+        return f"Up {_ago(now - (parse_rfc3339(s.started) or now))}"
+    if s.status == "exited":
+        return f"Exited ({s.exit_code}) {_ago(now - (parse_rfc3339(s.finished) or now))} ago"
+    return s.status.capitalize()
+
+
+def ps(store: StateStore, show_all: bool, quiet: bool) -> int:
+    now = time.time()
+    rows = [s for s in store.list() if show_all or s.status == "running"]
+    rows.sort(key=lambda s: s.created, reverse=True)
+    if quiet:
+        for s in rows:
+            print(s.short_id)
+        return 0
+    table = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES")]
+    for s in rows:
+        cmd = " ".join(s.command)
+        cmd = f'"{cmd[:20]}…"' if len(cmd) > 20 else f'"{cmd}"'
+        created = f"{_ago(now - (parse_rfc3339(s.created) or now))} ago"
+        table.append((s.short_id, s.image, cmd, created, _status_text(s, now), s.name))
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for r in table:
+        print("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+    return 0
+
+
+def inspect_doc(s: ContainerState) -> dict[str, Any]:
+    """Docker's `inspect` shape for the fields users and tools script against."""
+    zero = "0001-01-01T00:00:00Z"
+    return {
+        "Id": s.id,
+        "Created": s.created,
+        "Path": s.command[0] if s.command else "",
+        "Args": s.command[1:],
+        "Name": "/" + s.name,
+        "State": {
+            "Status": s.status,
+            "Running": s.status == "running",
+            "Pid": s.pid or 0,
+            "ExitCode": s.exit_code or 0,
+            "OOMKilled": s.oom_killed,
+            "Error": s.error,
+            "StartedAt": s.started or zero,
+            "FinishedAt": s.finished or zero,
+        },
+        "Image": s.image,
+        "LogPath": s.log_path,
+        "Config": {
+            "Hostname": s.hostname,
+            "Image": s.image,
+            "Labels": s.labels,
+            "Env": s.env,
+            "Cmd": s.command,
+        },
+        "HostConfig": {
+            "Memory": s.limits.memory or 0,
+            "NanoCpus": s.limits.nano_cpus or 0,
+            "CpuShares": s.limits.cpu_shares or 0,
+            "PidsLimit": s.limits.pids_limit,
+            "CpusetCpus": s.limits.cpuset_cpus or "",
+            "NetworkMode": s.network.get("mode", "none"),
+            "AutoRemove": s.auto_remove,
+            "Binds": [f"{v['host']}:{v['container']}" + (":ro" if v.get("ro") else "") for v in s.volumes],
+            "LogConfig": {"Type": s.log_driver, "Config": s.log_opts},
+        },
+        "NetworkSettings": {"IPAddress": str(s.network.get("ip", "")).split("/")[0]},
+        "HostwatchCgroup": s.cgroup,
+        "HostwatchLogDropped": s.log_dropped,
+    }
+
+
+def inspect(store: StateStore, refs: list[str]) -> int:
+    docs, code = [], 0
+    for ref in refs:
+        try:
+            docs.append(inspect_doc(store.resolve(ref)))
+        except Exception as e:  # noqa: BLE001
+            print(f"Error: {e}", file=sys.stderr)
+            code = 1
+    print(json.dumps(docs, indent=4))
+    return code
+
+
+def _write(stream: str, data: bytes) -> None:
+    out = sys.stderr.buffer if stream == "stderr" else sys.stdout.buffer
+    out.write(data)
+    out.flush()
+
+
+def show_logs(store: StateStore, ref: str, follow: bool, tail: int | None) -> int:
+    s = store.resolve(ref)
+    if s.log_driver != "json-file":
+        print(f'Error: configured logging driver "{s.log_driver}" does not support reading', file=sys.stderr)
+        return 1
+    path = Path(s.log_path)
+    for stream, data in logfile.read(path, tail):
+        _write(stream, data)
+    if follow and path.exists():
+        logfile.follow(path, _write, lambda: _running(store, s.id))
+    return 0
+
+
+def _running(store: StateStore, cid: str) -> bool:
+    try:
+        return store.load(cid).status in ("running", "created")
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _wait_exit(store: StateStore, cid: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _running(store, cid):
+            return True
+        time.sleep(0.02)
+    return not _running(store, cid)
+
+
+def _process_gone(pid: int | None) -> bool:
+    if not pid:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, IndexError):
+        return True
+
+
+def _signal(s: ContainerState, sig: int) -> None:
+    if s.pid:
+        try:
+            os.kill(s.pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def stop(store: StateStore, cgroups: Cgroups, refs: list[str], timeout: float) -> int:
+    code = 0
+    for ref in refs:
+        try:
+            s = store.resolve(ref)
+        except Exception as e:  # noqa: BLE001
+            print(f"Error: {e}", file=sys.stderr)
+            code = 1
+            continue
+        if s.status == "running":
+            _signal(s, signal.SIGTERM)
+            if not _wait_exit(store, s.id, timeout):
+                cgroups.kill_all(s.cgroup, signal.SIGKILL)
+                _wait_exit(store, s.id, 10)
+        print(ref)
+    return code
+
+
+def kill(store: StateStore, refs: list[str], sig: int) -> int:
+    code = 0
+    for ref in refs:
+        try:
+            s = store.resolve(ref)
+        except Exception as e:  # noqa: BLE001
+            print(f"Error: {e}", file=sys.stderr)
+            code = 1
+            continue
+        if s.status != "running":
+            print(f"Error: cannot kill container {ref}: container is not running", file=sys.stderr)
+            code = 1
+            continue
+        _signal(s, sig)
+        print(ref)
+    return code
+
+
+def rm(store: StateStore, cgroups: Cgroups, refs: list[str], force: bool) -> int:
+    code = 0
+    for ref in refs:
+        try:
+            s = store.resolve(ref)
+        except Exception as e:  # noqa: BLE001
+            print(f"Error: {e}", file=sys.stderr)
+            code = 1
+            continue
+        if s.status == "running":
+            if not force:
+                print(f"Error: you cannot remove a running container {s.id}. "
+                      "Stop the container before attempting removal or force remove", file=sys.stderr)
+                code = 1
+                continue
+            cgroups.kill_all(s.cgroup, signal.SIGKILL)
+            _wait_exit(store, s.id, 10)
+        deadline = time.monotonic() + 5
+        while not _process_gone(s.monitor_pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        remove_container(store, cgroups, store.load(s.id) if store.dir(s.id).exists() else s)
+        print(ref)
+    return code

@@ -1,0 +1,269 @@
+"""The per-container monitor (our conmon/shim).
+
+It outlives the CLI call: it becomes the parent of the container's PID 1, holds its stdout/stderr
+pipes, feeds the log driver, reaps the exit status and records it (exit code, OOM kill) in the state.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import time
+import traceback
+from dataclasses import dataclass
+
+from hostwatch.containers import ContainerState, rfc3339_nano
+from runtime import init, logdrivers, network
+from runtime import namespaces as ns
+from runtime.cgroups import CgroupError, Cgroups
+from runtime.state import StateStore
+
+EXEC_FAILED_NOT_FOUND = 127
+EXEC_FAILED_NOT_EXECUTABLE = 126
+
+
+@dataclass
+class Pipes:
+    out_r: int
+    out_w: int
+    err_r: int
+    err_w: int
+    ready_r: int  # child -> monitor: namespaces unshared
+    ready_w: int
+    go_r: int  # monitor -> child: cgroups joined, network plumbed
+    go_w: int
+    exec_r: int  # child -> monitor: exec error text; EOF alone means exec succeeded
+    exec_w: int
+
+    @classmethod
+    def open(cls) -> Pipes:
+        fds: list[int] = []
+        for _ in range(5):
+            fds.extend(os.pipe())
+        return cls(*fds)
+
+
+def _child(state: ContainerState, p: Pipes) -> None:
+    """Runs as PID 1 of the new pid namespace; never returns."""
+    code = EXEC_FAILED_NOT_FOUND
+    try:
+        os.setsid()
+        for fd in (p.out_r, p.err_r, p.ready_r, p.go_w, p.exec_r):
+            os.close(fd)
+        os.set_inheritable(p.exec_w, False)
+        init.unshare_namespaces(state)
+        os.write(p.ready_w, b"r")
+        if os.read(p.go_r, 1) != b"g":
+            os._exit(1)
+        init.prepare(state)
+        devnull = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(p.out_w, 1)
+        os.dup2(p.err_w, 2)
+        os.closerange(3, p.exec_w)
+        os.closerange(p.exec_w + 1, 65536)
+        try:
+            os.execvpe(state.command[0], state.command, init.container_env(state))
+        except PermissionError as e:
+            code = EXEC_FAILED_NOT_EXECUTABLE
+            msg = f"exec {state.command[0]}: {e.strerror}"
+        except OSError as e:
+            msg = f"exec {state.command[0]}: {e.strerror or e}"
+    except BaseException as e:  # noqa: BLE001 - anything here must reach the CLI as text
+        msg = f"container init: {e}"
+    try:
+        os.write(p.exec_w, msg.encode(errors="replace")[:4000])
+    finally:
+        os._exit(code)
+
+
+class Monitor:
+    def __init__(self, store: StateStore, cgroups: Cgroups, cid: str, status_fd: int, attached: bool) -> None:
+        self.store = store
+        self.cgroups = cgroups
+        self.state = store.load(cid)
+        self.status_fd = status_fd
+        self.attached = attached
+
+    def _status(self, line: str) -> None:
+        if self.status_fd < 0:
+            return
+        try:
+            os.write(self.status_fd, (line + "\n").encode())
+        except OSError:
+            self.status_fd = -1  # the CLI went away (Ctrl-C, detached): keep running without it
+
+    def _save(self) -> None:
+        try:
+            self.store.save(self.state)
+        except FileNotFoundError:
+            pass  # `rm -f` removed the container while it ran
+
+    def run(self) -> int:
+        p = Pipes.open()
+        # The first fork after this becomes PID 1 of the container's pid namespace.
+        ns.unshare(ns.CLONE_NEWPID)
+        pid = os.fork()
+        if pid == 0:
+            _child(self.state, p)
+        for fd in (p.out_w, p.err_w, p.ready_w, p.go_r, p.exec_w):
+            os.close(fd)
+        error = self._start(pid, p)
+        if error:
+            return self._failed_start(pid, error)
+        return self._supervise(pid, p)
+
+    def _start(self, pid: int, p: Pipes) -> str:
+        if os.read(p.ready_r, 1) != b"r":
+            return os.read(p.exec_r, 4000).decode(errors="replace") or "container init died"
+        try:
+            self.cgroups.add_process(self.state.cgroup, pid)
+            if self.state.network.get("mode") == "bridge":
+                network.attach_bridge(self.state.id, pid, self.state.network["ip"])
+        except Exception as e:  # noqa: BLE001
+            os.kill(pid, signal.SIGKILL)
+            return str(e)
+        self.state.pid = pid
+        os.write(p.go_w, b"g")
+        os.close(p.go_w)
+        return os.read(p.exec_r, 4000).decode(errors="replace")
+
+    def _failed_start(self, pid: int, error: str) -> int:
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code < 0:
+            code = 128 - code
+        code = code or EXEC_FAILED_NOT_FOUND
+        self.state.status = "exited"
+        self.state.exit_code = code
+        self.state.error = error.strip()
+        self.state.finished = rfc3339_nano()
+        self.state.pid = None
+        self._save()
+        self._status(f"error {code} {self.state.error}")
+        self._cleanup()
+        return code
+
+    def _supervise(self, pid: int, p: Pipes) -> int:
+        st = self.state
+        st.status = "running"
+        st.started = rfc3339_nano()
+        self._save()
+        self._status(f"started {pid}")
+        driver = logdrivers.create(st.log_driver, logdrivers.LogInfo(
+            container_id=st.id, container_name=st.name, image_name=st.image, image_id="",
+            command=st.command, created=st.created, labels=st.labels, env=st.env,
+            log_path=st.log_path, opts=st.log_opts,
+        ))
+        self._pump(p, driver)
+        _, status = os.waitpid(pid, 0)
+        driver.close()
+        code = os.waitstatus_to_exitcode(status)
+        if code < 0:
+            code = 128 - code
+        st.status = "exited"
+        st.exit_code = code
+        st.finished = rfc3339_nano()
+        st.oom_killed = code == 128 + signal.SIGKILL and self._oom_killed()
+        st.log_dropped = driver.dropped
+        st.pid = None
+        self._save()
+        self._status(f"exit {code}")
+        self._cleanup()
+        return code
+
+    def _oom_killed(self) -> bool:
+        try:
+            return self.cgroups.oom_killed(self.state.cgroup)
+        except (OSError, CgroupError):
+            return False
+
+    def _pump(self, p: Pipes, driver: logdrivers.LogDriver) -> None:
+        """Copy the container's output into the log driver (and the attached terminal) until EOF."""
+        sel = selectors.DefaultSelector()
+        copiers = {
+            p.out_r: (logdrivers.Copier("stdout", driver.log), 1),
+            p.err_r: (logdrivers.Copier("stderr", driver.log), 2),
+        }
+        for fd in copiers:
+            sel.register(fd, selectors.EVENT_READ)
+        while copiers:
+            for key, _ in sel.select():
+                fd = int(key.fd)
+                data = os.read(fd, 65536)
+                copier, tty_fd = copiers[fd]
+                if not data:
+                    copier.flush()
+                    sel.unregister(fd)
+                    os.close(fd)
+                    del copiers[fd]
+                    continue
+                copier.feed(data)
+                if self.attached:
+                    try:
+                        os.write(tty_fd, data)
+                    except OSError:
+                        self.attached = False
+        sel.close()
+
+    def _cleanup(self) -> None:
+        if self.status_fd >= 0:
+            os.close(self.status_fd)
+            self.status_fd = -1
+        if self.state.auto_remove:
+            remove_container(self.store, self.cgroups, self.state)
+
+
+def remove_container(store: StateStore, cgroups: Cgroups, state: ContainerState) -> None:
+    """Cgroups first: if a process refuses to die, the state stays so `rm -f` can be retried."""
+    if state.cgroup:
+        cgroups.remove(state.cgroup)
+    if state.network.get("mode") == "bridge":
+        network.detach_bridge(state.id)
+    store.remove(state.id)
+
+
+def spawn(store: StateStore, cgroups: Cgroups, cid: str, status_fd: int, attached: bool) -> int:
+    """Fork the monitor, detached from the CLI (own session, reparented to init); return its pid."""
+    pid_r, pid_w = os.pipe()
+    first = os.fork()
+    if first == 0:
+        os.close(pid_r)
+        try:
+            os.setsid()
+            second = os.fork()
+            if second == 0:
+                _monitor_main(store, cgroups, cid, status_fd, attached, pid_w)
+            os.write(pid_w, str(second).encode())
+        finally:
+            os._exit(0)
+    os.close(pid_w)
+    os.waitpid(first, 0)
+    monitor_pid = int(os.read(pid_r, 32) or b"0")
+    os.close(pid_r)
+    return monitor_pid
+
+
+def _monitor_main(store: StateStore, cgroups: Cgroups, cid: str, status_fd: int, attached: bool,
+                  pid_w: int) -> None:
+    code = 1
+    try:
+        os.close(pid_w)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        if not attached:
+            devnull = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+        mon = Monitor(store, cgroups, cid, status_fd, attached)
+        mon.state.monitor_pid = os.getpid()
+        code = mon.run()
+    except BaseException:  # noqa: BLE001
+        try:
+            with open(store.dir(cid) / "monitor.err", "a") as f:
+                f.write(time.strftime("%FT%T ") + traceback.format_exc())
+        except OSError:
+            pass
+    finally:
+        os._exit(code & 0xFF)

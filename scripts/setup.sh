@@ -1,0 +1,35 @@
+#!/bin/sh
+# Idempotent set-up shared by scripts/hostwatch and scripts/test.
+# Usage: scripts/setup.sh [--test]   (--test adds what the test suite needs)
+set -eu
+cd "$(dirname "$0")/.."
+
+RUN_PKGS="iproute2 util-linux busybox-static"
+TEST_PKGS="crun prometheus prometheus-node-exporter prometheus-alertmanager systemd systemd-journal-remote procps"
+pkgs="$RUN_PKGS"
+extra=""
+[ "${1:-}" = "--test" ] && pkgs="$pkgs $TEST_PKGS" && extra="[test]"
+
+command -v python3 >/dev/null || { echo "setup: python3 is required" >&2; exit 1; }
+python3 -c 'import ensurepip, venv' 2>/dev/null || pkgs="$pkgs python3-venv python3-pip"
+
+missing=""
+for p in $pkgs; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  [ "$(id -u)" = 0 ] || { echo "setup: run as root to install:$missing" >&2; exit 1; }
+  echo "setup: installing Debian packages:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+stamp=".venv/.installed$extra"
+if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "setup: installing hostwatch$extra into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip >/dev/null
+  .venv/bin/pip install -q -e ".$extra"
+  touch "$stamp"
+fi

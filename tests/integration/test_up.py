@@ -1,0 +1,47 @@
+"""The README's main command: `hostwatch up` starts the demo workloads and Ctrl-C removes them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import HW
+
+
+def test_up_runs_demo_workloads_until_interrupted(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    proc = subprocess.Popen([sys.executable, "-m", "hostwatch", "up", "--data-dir", str(data)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    hw = HW(data / "containers")
+    try:
+        assert proc.stdout is not None
+        banner = ""
+        deadline = time.monotonic() + 60
+        while "Ctrl-C" not in banner and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            banner += line
+        assert "demo-ticker" in banner and "demo-hog" in banner, banner + proc.stderr.read() if proc.stderr else ""
+        time.sleep(2.5)
+        assert "tick 1" in hw("logs", "demo-ticker", check=True).stdout
+        hog = hw("logs", "demo-hog", check=True)
+        assert "hog holds 48 MiB" in hog.stdout and "hog heartbeat" in hog.stderr
+        ids = [hw.inspect(n)["Id"] for n in ("demo-ticker", "demo-hog")]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+        assert hw("ps", "-a", "-q").stdout.strip() == ""
+        for cid in ids:
+            assert not os.path.exists(f"/sys/fs/cgroup/memory/hostwatch/{cid}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        hw.cleanup()

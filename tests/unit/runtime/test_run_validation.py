@@ -1,0 +1,66 @@
+from pathlib import Path
+
+import pytest
+
+from hostwatch.containers import ContainerState
+from runtime.run import RunOptions, UsageError, build_state
+from runtime.state import StateError, StateStore
+
+
+def _state(store: StateStore, **kw: object) -> ContainerState:
+    opts = RunOptions(command=["sh", "-c", "true"])
+    for k, v in kw.items():
+        setattr(opts, k, v)
+    return build_state(opts, store, "f" * 64)
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"memory": "12q"}, "invalid size"),
+    ({"memory": "1m"}, "minimum memory"),
+    ({"cpus": "x"}, "--cpus"),
+    ({"name": "a/b"}, "invalid container name"),
+    ({"name": ".."}, "invalid container name"),
+    ({"name": "x..y"}, "invalid container name"),
+    ({"rootfs": "/definitely/not/here"}, "does not exist"),
+    ({"volumes": ["relative:/x"]}, "absolute"),
+    ({"volumes": ["/tmp"]}, "HOST:CONTAINER"),
+    ({"volumes": ["/tmp:/x:rx"]}, "HOST:CONTAINER"),
+    ({"labels": ["novalue"]}, "KEY=VALUE"),
+    ({"net": "overlay"}, "--net"),
+    ({"command": []}, "requires a command"),
+    ({"log_driver": "syslog"}, "syslog"),
+    ({"log_opts": ["max-size=lots"]}, "max-size"),
+    ({"log_opts": ["no-such-opt=1"]}, "no-such-opt"),
+])
+def test_bad_input_is_a_usage_error(tmp_path: Path, kw: dict, message: str) -> None:
+    store = StateStore(tmp_path / "state")
+    with pytest.raises(UsageError, match=message):
+        _state(store, **kw)
+    assert not (tmp_path / "state").exists()
+
+
+def test_state_from_flags(tmp_path: Path) -> None:
+    rootfs = tmp_path / "busybox"
+    rootfs.mkdir()
+    store = StateStore(tmp_path / "state")
+    st = _state(store, name="web", memory="64m", cpus="0.5", cpu_shares=512, pids_limit=20, cpuset_cpus="0",
+                rootfs=str(rootfs), env=["A=1"], labels=["team=core"], volumes=[f"{tmp_path}:/data:ro"],
+                log_opts=["max-size=1k", "max-file=3"])
+    assert (st.name, st.image, st.rootfs, st.hostname) == ("web", "busybox", str(rootfs), "f" * 12)
+    assert (st.limits.memory, st.limits.nano_cpus, st.limits.cpu_shares) == (64 << 20, 500_000_000, 512)
+    assert st.volumes == [{"host": str(tmp_path), "container": "/data", "ro": True}]
+    assert st.cgroup == "/hostwatch/" + "f" * 64
+    assert st.log_path.endswith("f" * 64 + "-json.log")
+    assert _state(store).image == "host"
+
+
+def test_names_are_unique_and_resolvable(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state")
+    first = _state(store, name="web")
+    store.create(first)
+    with pytest.raises(StateError, match="already in use"):
+        store.create(ContainerState(**{**first.__dict__, "id": "e" * 64}))
+    assert store.resolve("web").id == first.id
+    assert store.resolve("fff").id == first.id
+    with pytest.raises(StateError, match="No such container"):
+        store.resolve("nope")
