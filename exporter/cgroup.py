@@ -113,22 +113,23 @@ def join(base: str, cg: str) -> str:
 
 
 def walk_tree(base: str) -> Iterator[str]:
-    """Directories under one hierarchy root as cgroup paths (the raw handler's view), "/" first."""
+    """Directories under one hierarchy root as cgroup paths (the raw handler's view): "/" first,
+    then depth-first in name order, each parent before its children."""
     yield "/"
     stack = [""]
     while stack:
         rel = stack.pop()
+        if rel:
+            yield rel
         try:
             if fsread.TRACE is not None:
                 fsread.TRACE.append(("scandir", base + rel))
             with os.scandir(base + rel) as it:
-                subdirs = sorted(e.name for e in it if e.is_dir(follow_symlinks=False))
+                subdirs = [e.name for e in it if e.is_dir(follow_symlinks=False)]
         except OSError:
             continue  # removed while walking
-        for name in subdirs:
-            child = f"{rel}/{name}"
-            yield child
-        stack.extend(f"{rel}/{name}" for name in reversed(subdirs))
+        subdirs.sort(reverse=True)
+        stack.extend(f"{rel}/{name}" for name in subdirs)
 
 
 def read_procs(path: str) -> list[int]:

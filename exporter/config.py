@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,17 @@ DEFAULT_PROC_ROOT = "/proc"
 DEFAULT_SYS_ROOT = "/sys"
 DEFAULT_ETC_ROOT = "/etc"
 DEFAULT_METADATA_REFRESH_SECONDS = 10.0
+DEFAULT_SPEC_REFRESH_SECONDS = 5.0
 DEFAULT_TELEMETRY_PATH = "/metrics"
+
+
+# The flag spellings are accepted as config keys too (web.listen-address -> listen_address).
+_FLAG_ALIASES = {
+    "web_listen_address": "listen_address",
+    "web_telemetry_path": "telemetry_path",
+    "disable_metrics": "disabled_metrics",
+    "container_labels": "label_allowlist",
+}
 
 
 @dataclass(frozen=True)
@@ -34,19 +44,23 @@ class ExporterConfig:
     label_allowlist: tuple[str, ...] = ()
     # Report every cgroup of the hierarchy (cAdvisor's raw handler), not just named containers.
     raw_cgroups: bool = True
+    # Container list, and each container's namespace inodes, are re-read at most this often.
     metadata_refresh_seconds: float = DEFAULT_METADATA_REFRESH_SECONDS
+    # Limits (container_spec_*) are re-read at most this often per cgroup, with jitter, like
+    # cAdvisor's spec cache. 0 reads them on every scrape.
+    spec_refresh_seconds: float = DEFAULT_SPEC_REFRESH_SECONDS
     telemetry_path: str = DEFAULT_TELEMETRY_PATH
     # process_* metrics of the exporter itself (prometheus_client's ProcessCollector).
     self_process_metrics: bool = True
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], source: str = "<config>") -> ExporterConfig:
         """From a YAML mapping (the `exporter:` section of the agent config); unknown keys are an error."""
-        known = {f.name for f in fields(cls)} - {"extra"}
+        known = {f.name for f in fields(cls)}
         kwargs: dict[str, Any] = {}
         for key, value in data.items():
             k = str(key).replace("-", "_").replace(".", "_")
+            k = _FLAG_ALIASES.get(k, k)
             if k not in known:
                 raise ValueError(f"{source}: unknown key {key!r} in exporter config")
             kwargs[k] = value

@@ -34,7 +34,7 @@ class Meta:
 class Target:
     """One cgroup during one scrape; process membership is read at most once per scrape."""
 
-    __slots__ = ("cg", "meta", "_reader", "_procs", "labels", "memo")
+    __slots__ = ("cg", "meta", "_reader", "_procs", "labels")
 
     def __init__(self, meta: Meta, reader: CgroupReader) -> None:
         self.cg = meta.cgroup
@@ -42,7 +42,6 @@ class Target:
         self.labels = meta.labels
         self._reader = reader
         self._procs: list[int] | None = None
-        self.memo: dict[str, object] = {}  # per-scrape values shared between collectors
 
     def procs(self) -> list[int]:
         """PIDs in this cgroup (raises OSError when it vanished)."""

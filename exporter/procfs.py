@@ -51,13 +51,11 @@ def namespace_inode(proc_root: str, pid: int | str, ns: str) -> int:
     return int(link[link.index("[") + 1 : link.index("]")])
 
 
-def namespaces(proc_root: str, pid: int | str, known: dict[str, object] | None = None) -> dict[str, int]:
-    """Inodes of a process's namespaces; `known` may already hold some (ns -> inode)."""
+def namespaces(proc_root: str, pid: int | str) -> dict[str, int]:
     out: dict[str, int] = {}
     for ns in NAMESPACES:
         try:
-            have = known.get(ns) if known else None
-            out[ns] = have if isinstance(have, int) else namespace_inode(proc_root, pid, ns)
+            out[ns] = namespace_inode(proc_root, pid, ns)
         except FileNotFoundError:
             continue  # a kernel without this namespace type (cgroup < 4.6)
     return out

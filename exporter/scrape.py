@@ -7,12 +7,10 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 from prometheus_client import ProcessCollector
 from prometheus_client.metrics_core import Metric
@@ -28,9 +26,7 @@ log = logging.getLogger("hostwatch.exporter")
 
 
 class Exporter:
-    def __init__(
-        self, config: ExporterConfig, reader: CgroupReader | None = None, workers: int | None = None
-    ) -> None:
+    def __init__(self, config: ExporterConfig, reader: CgroupReader | None = None) -> None:
         self.config = config
         self.reader = reader or open_reader(config.cgroup_root)
         self.discovery = Discovery(
@@ -43,14 +39,17 @@ class Exporter:
         )
         disabled = config.disabled_metrics
         self.collectors: list[GroupCollector] = build_collectors(
-            disabled, config.proc_root, config.sys_root, config.etc_root, self.reader.has_pressure()
+            disabled,
+            config.proc_root,
+            config.sys_root,
+            config.etc_root,
+            self.reader.has_pressure(),
+            config.spec_refresh_seconds,
+            config.metadata_refresh_seconds,
         )
         self.errors: Counter[str] = Counter({c.name: 0 for c in self.collectors} | {"discovery": 0})
         self.scrapes = 0
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1),
-                                        thread_name_prefix="hostwatch-collect")
-        self._last_durations: dict[str, float] = {}
         self._process: ProcessCollector | None = None
         if config.self_process_metrics:
             self._process = ProcessCollector(namespace="", registry=None)
@@ -70,17 +69,13 @@ class Exporter:
                 self.errors["discovery"] += 1
                 targets = []
             scrape = Scrape(targets, self.reader, now)
-            # Reading cgroupfs is mostly kernel time, which overlaps across threads (the GIL is
-            # released in each syscall): run the collectors on a few workers, slowest first, and
-            # emit their families in the fixed collector order.
-            slowest_first = sorted(self.collectors, key=lambda c: -self._last_durations.get(c.name, 0.0))
-            futures = {c.name: self._pool.submit(self._run, c, scrape) for c in slowest_first}
+            # Sequential on purpose: the cost is kernfs open/read time, which measured no faster
+            # (and less steady) spread over worker threads.
             out: list[Metric] = []
             durations: dict[str, float] = {}
             for c in self.collectors:
-                fams, durations[c.name] = futures[c.name].result()
+                fams, durations[c.name] = self._run(c, scrape)
                 out.extend(fams)
-            self._last_durations = durations
             self.errors.update(scrape.errors)
             self.scrapes += 1
             if self_metrics:
@@ -97,9 +92,6 @@ class Exporter:
             scrape.error(c.name)
             fams = []
         return fams, time.perf_counter() - t
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=True)
 
     def _self_metrics(self, durations: dict[str, float], total: float, targets: int) -> Iterable[Metric]:
         dur = Family("hostwatch_exporter_scrape_duration_seconds", "Time this scrape spent collecting.", "gauge")

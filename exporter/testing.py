@@ -84,6 +84,9 @@ class CgroupSandbox:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
+            for stream in (proc.stdin, proc.stdout, proc.stderr):
+                if stream is not None:
+                    stream.close()
         self.procs.clear()
         for cg in sorted(self.cgroups, key=lambda p: p.count("/"), reverse=True):
             for c in self.controllers:

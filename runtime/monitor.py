@@ -102,17 +102,42 @@ class Monitor:
 
     def run(self) -> int:
         p = Pipes.open()
-        # The first fork after this becomes PID 1 of the container's pid namespace.
-        ns.unshare(ns.CLONE_NEWPID)
-        pid = os.fork()
-        if pid == 0:
-            _child(self.state, p)
+        pid = self._fork_pid1(p)
         for fd in (p.out_w, p.err_w, p.ready_w, p.go_r, p.exec_w):
             os.close(fd)
         error = self._start(pid, p)
         if error:
             return self._failed_start(pid, error)
         return self._supervise(pid, p)
+
+    def _fork_pid1(self, p: Pipes) -> int:
+        """Fork the container's PID 1 through a short-lived intermediate.
+
+        Only the intermediate unshares the pid namespace: a process that did so can no longer start
+        threads, and the monitor needs them for the log drivers. As a child subreaper, the monitor
+        inherits PID 1 when the intermediate exits, and reaps it.
+        """
+        ns.set_child_subreaper()
+        pid_r, pid_w = os.pipe()
+        mid = os.fork()
+        if mid == 0:
+            try:
+                os.close(pid_r)
+                ns.unshare(ns.CLONE_NEWPID)
+                pid = os.fork()
+                if pid == 0:
+                    os.close(pid_w)
+                    _child(self.state, p)
+                os.write(pid_w, str(pid).encode())
+            finally:
+                os._exit(0)
+        os.close(pid_w)
+        os.waitpid(mid, 0)
+        data = os.read(pid_r, 32)
+        os.close(pid_r)
+        if not data:
+            raise OSError("could not fork the container's first process")
+        return int(data)
 
     def _start(self, pid: int, p: Pipes) -> str:
         if os.read(p.ready_r, 1) != b"r":

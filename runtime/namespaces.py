@@ -58,6 +58,14 @@ def umount(target: str, flags: int = MNT_DETACH) -> None:
     _check(_libc.umount2(target.encode(), flags), f"umount {target}")
 
 
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def set_child_subreaper() -> None:
+    """Orphaned descendants get reparented to us, so a grandchild can be reaped with waitpid."""
+    _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
 def pivot_root(new_root: str, put_old: str) -> None:
     nr = _SYS_PIVOT_ROOT.get(platform.machine())
     if nr is None:

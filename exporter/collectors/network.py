@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from exporter import procfs
 from exporter.collectors.base import Scrape, counter, nonempty
+from exporter.collectors.namespace import NamespaceCache
 from exporter.families import Family
 
 _FIELDS = [
@@ -30,9 +31,10 @@ _FIELDS = [
 class NetworkCollector:
     name = "network"
 
-    def __init__(self, proc_root: str = "/proc") -> None:
+    def __init__(self, proc_root: str = "/proc", namespaces: NamespaceCache | None = None) -> None:
         self.proc_root = proc_root
-        self.host_pid = procfs.host_pid(proc_root)
+        self.namespaces = namespaces or NamespaceCache(proc_root)
+        self.host_pid = self.namespaces.host_pid
 
     def collect(self, scrape: Scrape) -> Iterable[Family]:
         fams = [(counter(n, doc, "interface"), attr) for n, doc, attr in _FIELDS]
@@ -51,9 +53,7 @@ class NetworkCollector:
                     if first is None:
                         continue  # no process, no namespace to read
                     pid = first
-                    net = procfs.namespace_inode(proc, pid, "net")
-                    t.memo["net"] = net
-                    if net == host_net:
+                    if self.namespaces.get(t).get("net") == host_net:
                         continue
                 ifaces = procfs.net_dev(proc, pid)
             except FileNotFoundError:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterable
 
+from exporter.cgroup import CgroupReader, SpecStats
 from exporter.collectors.base import Scrape, gauge, nonempty
 from exporter.families import Family
 
@@ -18,6 +21,21 @@ def spec_memory(value: int | None) -> int:
 class SpecCollector:
     name = "spec"
 
+    def __init__(self, refresh_seconds: float = 0.0) -> None:
+        self.refresh_seconds = refresh_seconds
+        self._cache: dict[str, tuple[float, SpecStats]] = {}
+
+    def _read(self, reader: CgroupReader, cg: str, now: float) -> SpecStats:
+        if self.refresh_seconds <= 0:
+            return reader.spec(cg)
+        hit = self._cache.get(cg)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        stats = reader.spec(cg)
+        # Jitter the expiry so a thousand cgroups seen together are not all re-read in one scrape.
+        self._cache[cg] = (now + self.refresh_seconds * random.uniform(0.5, 1.0), stats)
+        return stats
+
     def collect(self, scrape: Scrape) -> Iterable[Family]:
         period = gauge("container_spec_cpu_period", "CPU period of the container.")
         quota = gauge("container_spec_cpu_quota", "CPU quota of the container.")
@@ -28,11 +46,15 @@ class SpecCollector:
             "container_spec_memory_reservation_limit_bytes", "Memory reservation limit for the container."
         )
         reader = scrape.reader
+        now = time.monotonic()
+        if len(self._cache) > len(scrape.targets):
+            live = {t.cg for t in scrape.targets}
+            self._cache = {cg: v for cg, v in self._cache.items() if cg in live}
         for t in scrape.targets:
             if t.cg == "/":
                 continue  # the root cgroup has no limits
             try:
-                s = reader.spec(t.cg)
+                s = self._read(reader, t.cg, now)
             except (OSError, ValueError):
                 scrape.error(self.name)
                 continue

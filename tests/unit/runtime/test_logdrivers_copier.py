@@ -103,10 +103,13 @@ def test_without_flush_the_unterminated_rest_is_held() -> None:
 @pytest.mark.parametrize("seed", range(5))
 def test_read_sizes_do_not_change_the_result(seed: int) -> None:
     rng = random.Random(seed)
-    data = b"".join(
-        bytes(rng.choice(b"abc ") for _ in range(rng.choice([0, 1, 7, 8, 9, 16, 17, 30]))) + b"\n"
-        for _ in range(200)
-    ) + b"trailing"
+    data = (
+        b"".join(
+            bytes(rng.choice(b"abc ") for _ in range(rng.choice([0, 1, 7, 8, 9, 16, 17, 30]))) + b"\n"
+            for _ in range(200)
+        )
+        + b"trailing"
+    )
     chunks, pos = [], 0
     while pos < len(data):
         n = rng.randint(1, 40)

@@ -4,83 +4,17 @@ from __future__ import annotations
 
 import socket
 import struct
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import msgpack
 import pytest
+from peers import ForwardReceiver
 
 from runtime.logdrivers import Copier, LogInfo, LogMessage, create
 
 CID = "0f1e2d3c4b5a" + "69788796" * 6 + "a5b4"
 TS = 1_700_000_000_123_456_789
-
-
-class ForwardReceiver:
-    """Accepts forward-protocol connections and decodes Message-mode entries."""
-
-    def __init__(self, family: int = socket.AF_INET, path: str = "") -> None:
-        self.server = socket.socket(family, socket.SOCK_STREAM)
-        if family == socket.AF_UNIX:
-            self.server.bind(path)
-            self.address = "unix://" + path
-        else:
-            self.server.bind(("127.0.0.1", 0))
-            self.address = "127.0.0.1:%d" % self.server.getsockname()[1]
-        self.server.listen(8)
-        self.server.settimeout(0.1)
-        self.entries: list[list[Any]] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._accept, daemon=True)]
-        self._threads[0].start()
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.server.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self._threads.append(t)
-            t.start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        unpacker = msgpack.Unpacker(raw=False)
-        conn.settimeout(0.1)
-        with conn:
-            while not self._stop.is_set():
-                try:
-                    data = conn.recv(65536)
-                except TimeoutError:
-                    continue
-                if not data:
-                    return
-                unpacker.feed(data)
-                for obj in unpacker:
-                    with self._lock:
-                        self.entries.append(obj)
-
-    def wait_for(self, n: int, timeout: float = 10.0) -> list[list[Any]]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self._lock:
-                if len(self.entries) >= n:
-                    return list(self.entries)
-            time.sleep(0.01)
-        with self._lock:
-            return list(self.entries)
-
-    def close(self) -> None:
-        self._stop.set()
-        self.server.close()
-        for t in self._threads:
-            t.join(2)
 
 
 @pytest.fixture
@@ -157,7 +91,7 @@ def test_unix_socket_address(tmp_path: Path) -> None:
         drv.close()
     finally:
         r.close()
-    assert [e[2]["log"] for e in entries] == ["u%d" % i for i in range(50)]
+    assert [e[2]["log"] for e in entries] == [f"u{i}" for i in range(50)]
 
 
 def test_many_messages_arrive_in_order(receiver: ForwardReceiver) -> None:
@@ -166,7 +100,7 @@ def test_many_messages_arrive_in_order(receiver: ForwardReceiver) -> None:
         drv.log(LogMessage(b"n%d" % i, "stdout", TS))
     drv.close()
     entries = receiver.wait_for(2000)
-    assert [e[2]["log"] for e in entries] == ["n%d" % i for i in range(2000)]
+    assert [e[2]["log"] for e in entries] == [f"n{i}" for i in range(2000)]
     assert drv.dropped == 0
 
 
@@ -180,7 +114,7 @@ def _closed_port() -> int:
 
 @pytest.mark.parametrize("mode", ["blocking", "non-blocking"])
 def test_unreachable_endpoint_never_blocks_and_counts_drops(mode: str) -> None:
-    opts = {"fluentd-address": "127.0.0.1:%d" % _closed_port(), "mode": mode}
+    opts = {"fluentd-address": f"127.0.0.1:{_closed_port()}", "mode": mode}
     drv = create("fluentd", make_info(**opts))
     for i in range(10000):
         drv.log(LogMessage(b"nobody listens %d" % i, "stdout", TS))
@@ -190,7 +124,7 @@ def test_unreachable_endpoint_never_blocks_and_counts_drops(mode: str) -> None:
 
 def test_buffer_limit_overflow_is_counted() -> None:
     opts = {
-        "fluentd-address": "127.0.0.1:%d" % _closed_port(),
+        "fluentd-address": f"127.0.0.1:{_closed_port()}",
         "mode": "blocking",
         "fluentd-retry-wait": "0",
         "fluentd-buffer-limit": "1k",

@@ -149,6 +149,19 @@ def test_rotation_keeps_every_line_once_in_order(tmp_path: Path) -> None:
     assert _read_all(path) == [_numbered(i) + b"\n" for i in range(n)]
 
 
+def test_rotation_happens_when_the_file_has_reached_max_size(tmp_path: Path) -> None:
+    entry = b'{"log":"abc\\n","stream":"stdout","time":"2023-11-14T22:13:20.123456789Z"}\n'
+    info = make_info(tmp_path, **{"max-size": str(2 * len(entry)), "max-file": "5"})
+    drv = create("json-file", info)
+    for _ in range(6):
+        drv.log(LogMessage(b"abc", "stdout", TS))
+    drv.close()
+    path = Path(info.log_path)
+    for name in (path.name, path.name + ".1", path.name + ".2"):
+        assert (tmp_path / name).read_bytes() == entry * 2
+    assert not (tmp_path / (path.name + ".3")).exists()
+
+
 def test_max_file_keeps_the_newest_files(tmp_path: Path) -> None:
     info = make_info(tmp_path, **{"max-size": "1k", "max-file": "3"})
     drv = create("json-file", info)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runtime.logdrivers import DRIVERS, LogInfo, create, validate
+from runtime.logdrivers import DRIVERS, LogInfo, LogMessage, create, validate
 from runtime.logdrivers.options import extra_attributes, parse_duration, parse_size, render_tag
 
 CID = "f" * 4 + "0123456789abcdef" * 3 + "0123456789ab"
@@ -122,8 +122,6 @@ def test_driver_list() -> None:
 
 def test_none_driver_discards() -> None:
     drv = create("none", make_info())
-    from runtime.logdrivers import LogMessage
-
     drv.log(LogMessage(b"x", "stdout", 1))
     drv.close()
     assert drv.dropped == 0

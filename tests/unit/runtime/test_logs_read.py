@@ -1,4 +1,5 @@
 import gzip
+import json
 import threading
 import time
 from pathlib import Path
@@ -7,7 +8,7 @@ from runtime import logs
 
 
 def _line(text: str, stream: str = "stdout") -> bytes:
-    return ('{"log":"%s\\n","stream":"%s","time":"2024-01-01T00:00:00Z"}\n' % (text, stream)).encode()
+    return json.dumps({"log": text + "\n", "stream": stream, "time": "2024-01-01T00:00:00Z"}).encode() + b"\n"
 
 
 def test_read_spans_rotated_files_oldest_first_with_tail(tmp_path: Path) -> None:

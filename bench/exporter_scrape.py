@@ -1,0 +1,193 @@
+"""Scrape cost of `hostwatch exporter` on this host's real cgroup v1 hierarchy (root only).
+
+For N = 100, 500, 1000 hand-made cgroups, each with one sleeping process, prints: scrape latency
+p50/p99 (over HTTP, Prometheus 2.42's Accept header, gzip), exporter CPU seconds per scrape, CPU
+microseconds per series, series count, RSS; and in the same run Debian's node_exporter 1.5 CPU
+microseconds per series, and the raw-read floor: a tight os.open/os.read loop over exactly the files
+the exporter read for one scrape (recorded with exporter.fsread.TRACE), in this same Python.
+Also the exporter's idle CPU between scrapes. Prints figures; asserts nothing.
+
+    python bench/exporter_scrape.py [--sizes 100,500,1000] [--scrapes 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from exporter import fsread  # noqa: E402
+from exporter.config import ExporterConfig  # noqa: E402
+from exporter.scrape import Exporter  # noqa: E402
+from exporter.testing import CgroupSandbox  # noqa: E402
+
+ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+          "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
+
+
+def scrape(url: str) -> tuple[float, int]:
+    req = urllib.request.Request(url, headers={"Accept": ACCEPT, "Accept-Encoding": "gzip"})
+    t = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=60) as r:
+        body = r.read()
+        if r.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+    dt = time.perf_counter() - t
+    series = sum(1 for line in body.split(b"\n") if line and not line.startswith(b"#"))
+    return dt, series
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{proc.args} exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} never answered")
+
+
+def measure(url: str, pid: int, scrapes: int) -> dict[str, float]:
+    scrape(url)  # warm-up: first sight of new cgroups fills the name/label caches
+    lat = []
+    c0 = cpu_seconds(pid)
+    series = 0
+    for _ in range(scrapes):
+        dt, series = scrape(url)
+        lat.append(dt)
+    cpu = (cpu_seconds(pid) - c0) / scrapes
+    lat.sort()
+    return {
+        "p50": statistics.median(lat),
+        "p99": lat[min(len(lat) - 1, int(round(0.99 * (len(lat) - 1))))],
+        "cpu": cpu,
+        "series": series,
+        "us_per_series": cpu / series * 1e6 if series else 0.0,
+    }
+
+
+def raw_floor(scrapes: int) -> tuple[float, int]:
+    """CPU seconds per scrape of replaying exactly one steady-state scrape's file operations."""
+    exp = Exporter(ExporterConfig(state_root=Path("/nonexistent"), self_process_metrics=False))
+    exp.collect()
+    fsread.TRACE = []
+    try:
+        exp.collect()
+        ops = fsread.TRACE
+    finally:
+        fsread.TRACE = None
+    fsread.replay(ops)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    for _ in range(scrapes):
+        fsread.replay(ops)
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) / scrapes
+    return cpu, len(ops)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="100,500,1000")
+    ap.add_argument("--scrapes", type=int, default=20)
+    ap.add_argument("--idle-seconds", type=float, default=5.0)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("needs root (creates cgroups under /sys/fs/cgroup)")
+    sizes = [int(x) for x in args.sizes.split(",")]
+    node_bin = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
+    logdir = Path(tempfile.mkdtemp(prefix="hostwatch-bench-"))
+    procs: list[subprocess.Popen[bytes]] = []
+    sb = CgroupSandbox(prefix="hostwatch-bench")
+    try:
+        port = free_port()
+        exp = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "exporter", f"--web.listen-address=127.0.0.1:{port}",
+             "--state-root", str(logdir / "state"), "--docker-root", str(logdir / "docker")],
+            cwd=REPO, stdout=open(logdir / "exporter.log", "wb"), stderr=subprocess.STDOUT)
+        procs.append(exp)
+        url = f"http://127.0.0.1:{port}/metrics"
+        wait_http(url, exp)
+        node_url = None
+        if node_bin:
+            nport = free_port()
+            node = subprocess.Popen([node_bin, f"--web.listen-address=127.0.0.1:{nport}"],
+                                    stdout=open(logdir / "node.log", "wb"), stderr=subprocess.STDOUT)
+            procs.append(node)
+            node_url = f"http://127.0.0.1:{nport}/metrics"
+            wait_http(node_url, node)
+        made = 0
+        rows = []
+        for n in sizes:
+            while made < n:
+                cg = sb.make(f"c{made:05d}")
+                sb.spawn(cg, ["sleep", "3600"])
+                made += 1
+            time.sleep(1.0)
+            m = measure(url, exp.pid, args.scrapes)
+            c0 = cpu_seconds(exp.pid)
+            time.sleep(args.idle_seconds)
+            idle = (cpu_seconds(exp.pid) - c0) / args.idle_seconds * 100
+            rss, hwm = rss_mb(exp.pid)
+            nm = measure(node_url, procs[1].pid, args.scrapes) if node_url else None
+            floor, ops = raw_floor(args.scrapes)
+            rows.append((n, m, nm, floor, ops, idle, rss, hwm))
+            node_txt = (f"node_exporter {nm['us_per_series']:.2f} us/series ({nm['series']:.0f} series, "
+                        f"{nm['cpu'] * 1e3:.1f} ms CPU/scrape)") if nm else "node_exporter: not installed"
+            print(f"N={n:5d}  p50 {m['p50'] * 1e3:7.1f} ms  p99 {m['p99'] * 1e3:7.1f} ms  "
+                  f"CPU {m['cpu']:.3f} s/scrape  {m['us_per_series']:.2f} us/series  series {m['series']:.0f}  "
+                  f"RSS {rss:.1f} MB (peak {hwm:.1f})  idle CPU {idle:.2f}%", flush=True)
+            print(f"         {node_txt}", flush=True)
+            ratio_floor = m["cpu"] / floor if floor else float("nan")
+            ratio_node = m["us_per_series"] / nm["us_per_series"] if nm and nm["us_per_series"] else float("nan")
+            print(f"         raw-read floor {floor:.3f} s CPU/scrape ({ops} file ops); exporter/floor "
+                  f"{ratio_floor:.2f}x; exporter/node_exporter per series {ratio_node:.2f}x", flush=True)
+        return 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGTERM)
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.kill(p.pid, signal.SIGKILL)
+                    p.wait()
+        sb.close()
+        shutil.rmtree(logdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""`hostwatch exporter` and `hostwatch stats` (argparse); `register(subparsers)` adds both."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from exporter.cgroup import UnsupportedHierarchy, open_reader
+from exporter.collectors.base import GROUPS, parse_groups
+from exporter.config import (
+    DEFAULT_CGROUP_ROOT,
+    DEFAULT_LISTEN_ADDRESS,
+    DEFAULT_PROC_ROOT,
+    DEFAULT_SYS_ROOT,
+    DEFAULT_TELEMETRY_PATH,
+    ExporterConfig,
+)
+from exporter.discovery import Discovery
+from exporter.webconfig import WebConfigError
+from hostwatch.containers import DEFAULT_DOCKER_ROOT, DEFAULT_STATE_ROOT
+
+EXIT_CONFIG = 2
+
+
+def _default_state_root() -> str:
+    return os.environ.get("HOSTWATCH_STATE_ROOT", str(DEFAULT_STATE_ROOT))
+
+
+def _add_roots(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state-root", default=None,
+                   help=f"bundled runtime state (default $HOSTWATCH_STATE_ROOT or {DEFAULT_STATE_ROOT})")
+    p.add_argument("--docker-root", default=str(DEFAULT_DOCKER_ROOT),
+                   help="Docker containers dir, read-only (default %(default)s)")
+    p.add_argument("--cgroup-root", default=DEFAULT_CGROUP_ROOT, help="cgroup mount root (default %(default)s)")
+    p.add_argument("--proc-root", default=DEFAULT_PROC_ROOT, help="procfs root (default %(default)s)")
+    p.add_argument("--sys-root", default=DEFAULT_SYS_ROOT, help="sysfs root, for device names (default %(default)s)")
+    p.add_argument("--container-labels", default="", metavar="K1,K2",
+                   help="container labels exported as container_label_<k> (default: none)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "exporter",
+        help="serve cAdvisor-compatible container metrics on /metrics",
+        description="Serve cAdvisor-compatible container metrics (cgroup v1/v2 + /proc) for Prometheus.",
+    )
+    p.add_argument("--web.listen-address", dest="listen_address", default=DEFAULT_LISTEN_ADDRESS,
+                   help="address to listen on (default %(default)s)")
+    p.add_argument("--web.config.file", dest="web_config_file", default=None,
+                   help="exporter-toolkit style web config: TLS and basic auth")
+    p.add_argument("--web.telemetry-path", dest="telemetry_path", default=DEFAULT_TELEMETRY_PATH,
+                   help="path of the metrics endpoint (default %(default)s)")
+    p.add_argument("--disable-metrics", default="", metavar="GROUPS",
+                   help="comma-separated metric groups to switch off: " + ",".join(GROUPS))
+    p.add_argument("--no-raw-cgroups", action="store_true",
+                   help="report only named containers (and the root), not every cgroup")
+    _add_roots(p)
+    p.set_defaults(func=run_exporter)
+
+    s = subparsers.add_parser(
+        "stats",
+        help="live resource usage of containers, like docker stats",
+        description="Live CPU, memory, network, block I/O and PIDs per container, from the exporter's readers.",
+    )
+    s.add_argument("containers", nargs="*", help="names or IDs (default: all running containers)")
+    s.add_argument("--no-stream", action="store_true", help="print one snapshot and exit")
+    s.add_argument("--format", choices=("table", "json"), default="table", help="output format")
+    s.add_argument("-a", "--all", action="store_true", help="also show unnamed (raw) cgroups")
+    s.add_argument("--interval", type=float, default=1.0, help="seconds between samples (default 1)")
+    _add_roots(s)
+    s.set_defaults(func=run_stats)
+
+
+def config_from_args(args: argparse.Namespace) -> ExporterConfig:
+    """ExporterConfig from the parsed flags (also usable by `hostwatch up`)."""
+    labels = tuple(k.strip() for k in getattr(args, "container_labels", "").split(",") if k.strip())
+    web = getattr(args, "web_config_file", None)
+    return ExporterConfig(
+        listen_address=getattr(args, "listen_address", DEFAULT_LISTEN_ADDRESS),
+        web_config_file=Path(web) if web else None,
+        disabled_metrics=parse_groups(getattr(args, "disable_metrics", "")),
+        state_root=Path(args.state_root or _default_state_root()),
+        docker_root=Path(args.docker_root),
+        cgroup_root=args.cgroup_root,
+        proc_root=args.proc_root,
+        sys_root=args.sys_root,
+        label_allowlist=labels,
+        raw_cgroups=not getattr(args, "no_raw_cgroups", False),
+        telemetry_path=getattr(args, "telemetry_path", DEFAULT_TELEMETRY_PATH),
+    )
+
+
+async def serve(config: ExporterConfig) -> None:
+    """Serve until SIGINT/SIGTERM."""
+    from exporter.server import ExporterService
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with ExporterService(config) as service:
+        print(f"hostwatch exporter listening on {config.listen_address} (port {service.port})",
+              file=sys.stderr, flush=True)
+        await stop.wait()
+
+
+def run_exporter(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = config_from_args(args)
+        asyncio.run(serve(config))
+    except (ValueError, WebConfigError, UnsupportedHierarchy, OSError) as e:
+        print(f"hostwatch exporter: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    from exporter.stats import StatsView, run
+
+    try:
+        config = config_from_args(args)
+        reader = open_reader(config.cgroup_root)
+    except (ValueError, UnsupportedHierarchy) as e:
+        print(f"hostwatch stats: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    discovery = Discovery(reader, config.state_root, config.docker_root, raw_cgroups=True,
+                          refresh_seconds=0.0)
+    view = StatsView(discovery, config.proc_root, include_raw=args.all, select=args.containers)
+    try:
+        return run(view, stream=not args.no_stream, fmt=args.format, interval=args.interval)
+    except KeyboardInterrupt:
+        return 0

@@ -1,0 +1,187 @@
+"""Real protocol peers the tests talk to: a forward-protocol receiver, a GELF UDP receiver, a
+namespaced systemd-journald. Shared by the log-driver unit tests and the runtime integration tests."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import gzip
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+
+JOURNALD_BIN = "/lib/systemd/systemd-journald"
+
+
+class ForwardReceiver:
+    """Accepts forward-protocol connections and decodes Message-mode entries."""
+
+    def __init__(self, family: int = socket.AF_INET, path: str = "") -> None:
+        self.server = socket.socket(family, socket.SOCK_STREAM)
+        if family == socket.AF_UNIX:
+            self.server.bind(path)
+            self.address = "unix://" + path
+        else:
+            self.server.bind(("127.0.0.1", 0))
+            self.address = f"127.0.0.1:{self.server.getsockname()[1]}"
+        self.server.listen(8)
+        self.server.settimeout(0.1)
+        self.entries: list[list[Any]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            t = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        unpacker = msgpack.Unpacker(raw=False)
+        conn.settimeout(0.1)
+        with conn:
+            while not self._stop.is_set():
+                try:
+                    data = conn.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data:
+                    return
+                unpacker.feed(data)
+                for obj in unpacker:
+                    with self._lock:
+                        self.entries.append(obj)
+
+    def wait_for(self, n: int, timeout: float = 10.0) -> list[list[Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.entries) >= n:
+                    return list(self.entries)
+            time.sleep(0.01)
+        with self._lock:
+            return list(self.entries)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.server.close()
+        for t in self._threads:
+            t.join(2)
+
+
+
+class UdpReceiver:
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        self.sock.settimeout(5)
+        self.address = f"udp://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.datagrams: list[bytes] = []
+        self._mid = b""
+
+    def message(self) -> bytes:
+        """One GELF payload (still compressed), reassembled from its chunks when chunked."""
+        parts: dict[int, bytes] = {}
+        while True:
+            data = self.sock.recv(65536)
+            self.datagrams.append(data)
+            if data[:2] != b"\x1e\x0f":
+                assert not parts
+                return data
+            mid, seq, count = data[2:10], data[10], data[11]
+            assert not parts or mid == self._mid
+            self._mid = mid
+            assert 0 < count <= 128 and seq < count and seq not in parts
+            parts[seq] = data[12:]
+            if len(parts) == count:
+                return b"".join(parts[i] for i in range(count))
+
+
+def decompress(data: bytes) -> dict[str, Any]:
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    elif data[:1] == b"\x78":
+        data = zlib.decompress(data)
+    result: dict[str, Any] = json.loads(data)
+    return result
+
+
+
+@dataclass
+class Journal:
+    name: str
+    socket: str
+
+    def entries(self, want: int, cid: str, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """Our container's entries, polling journalctl until `want` are there (or the timeout)."""
+        deadline = time.monotonic() + timeout
+        found: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            out = subprocess.run(
+                ["journalctl", f"--namespace={self.name}", "-o", "json", "--all", "--no-pager",
+                 f"CONTAINER_ID_FULL={cid}"],
+                capture_output=True, check=False, timeout=10,
+            )  # fmt: skip
+            found = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+            if len(found) >= want:
+                break
+            time.sleep(0.1)
+        return found
+
+
+@contextlib.contextmanager
+def namespaced_journald() -> Iterator[Journal]:
+    """A private systemd-journald (its own namespace), stopped by PID and removed afterwards."""
+    if os.geteuid() != 0 or not os.path.exists(JOURNALD_BIN) or not shutil.which("journalctl"):
+        pytest.fail("needs root, systemd-journald and journalctl")
+    name = "hwtest" + secrets.token_hex(4)
+    runtime_dir = Path(f"/run/systemd/journal.{name}")
+    proc = subprocess.Popen([JOURNALD_BIN, name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def cleanup() -> None:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        shutil.rmtree(runtime_dir, ignore_errors=True)
+        for path in glob.glob(f"/var/log/journal/*.{name}") + glob.glob(f"/run/log/journal/*.{name}"):
+            shutil.rmtree(path, ignore_errors=True)
+
+    try:
+        sock = runtime_dir / "socket"
+        deadline = time.monotonic() + 10
+        while not sock.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        if not sock.exists():
+            pytest.fail(f"systemd-journald {name} did not create {sock} (exit status {proc.poll()})")
+        yield Journal(name, str(sock))
+    finally:
+        cleanup()
+
+

@@ -1,0 +1,139 @@
+"""The v1/v2 readers and procfs parsers against fixture trees written from the kernel's formats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import HW2_ID, HW_ID
+
+from exporter import procfs
+from exporter.cgroup import UnsupportedHierarchy, open_reader, parse_pressure
+from exporter.cgroup_v1 import V1Reader
+from exporter.cgroup_v2 import V2Reader, weight_to_shares
+
+
+def test_open_reader_picks_the_version(fixtures: Path, tmp_path: Path) -> None:
+    assert isinstance(open_reader(str(fixtures / "v1")), V1Reader)
+    assert isinstance(open_reader(str(fixtures / "v2")), V2Reader)
+    hybrid = open_reader(str(fixtures / "hybrid"))
+    assert isinstance(hybrid, V1Reader) and hybrid.has_pressure()
+    assert not open_reader(str(fixtures / "v1")).has_pressure()
+    with pytest.raises(UnsupportedHierarchy):
+        open_reader(str(tmp_path))
+
+
+def test_v1_comounted_controllers(fixtures: Path) -> None:
+    dirs = V1Reader.controller_dirs(str(fixtures / "v1"))
+    assert dirs["cpu"].endswith("/cpu") and dirs["cpuacct"].endswith("/cpuacct")
+    assert dirs["memory"].endswith("/memory")
+
+
+def test_v1_walk_finds_every_cgroup_root_first(fixtures: Path) -> None:
+    cgs = list(open_reader(str(fixtures / "v1")).walk())
+    assert cgs == ["/", "/hostwatch", f"/hostwatch/{HW_ID}", "/system.slice", "/system.slice/cron.service"]
+
+
+def test_v1_values(fixtures: Path) -> None:
+    r = open_reader(str(fixtures / "v1"))
+    cg = f"/hostwatch/{HW_ID}"
+    cpu = r.cpu(cg, per_cpu=True)
+    assert cpu.per_cpu_ns == [1_500_000_000, 2_500_000_000] and cpu.usage_ns == 4_000_000_000
+    assert cpu.user_ns == 2_500_000_000 and cpu.system_ns == 1_000_000_000  # USER_HZ ticks
+    assert (cpu.periods, cpu.throttled_periods, cpu.throttled_ns) == (100, 20, 1_500_000_000)
+    assert r.cpu(cg, per_cpu=False).per_cpu_ns is None
+    mem = r.memory(cg)
+    assert mem.usage == 104857600 and mem.working_set == 104857600 - 4194304
+    assert (mem.rss, mem.cache, mem.mapped_file, mem.swap) == (52428800, 20971520, 1048576, 0)
+    assert (mem.max_usage, mem.failcnt) == (125829120, 7)
+    assert (mem.pgfault, mem.pgmajfault, mem.hierarchy_pgfault, mem.hierarchy_pgmajfault) == (1000, 3, 1200, 4)
+    spec = r.spec(cg)
+    assert (spec.cpu_period, spec.cpu_quota, spec.cpu_shares) == (100000, 50000, 512)
+    assert (spec.memory_limit, spec.memory_swap_limit, spec.memory_reservation) == (268435456, 536870912, 134217728)
+    io = r.io(cg)
+    assert io["254:0"].read_bytes == 4096 and io["254:0"].write_bytes == 8192
+    assert (io["254:0"].reads, io["254:0"].writes) == (1, 2) and io["7:3"].read_bytes == 4096
+    pids = r.pids(cg)
+    assert (pids.current, pids.limit) == (3, 100)
+    assert r.procs(cg) == [4242, 4243]
+    assert r.oom_kills(cg) == 2
+
+
+def test_v1_unlimited_and_missing(fixtures: Path) -> None:
+    r = open_reader(str(fixtures / "v1"))
+    assert r.spec("/hostwatch").cpu_quota is None  # -1: unlimited
+    assert r.pids("/hostwatch").limit is None  # "max"
+    assert r.pids("/").current is None  # the root pids cgroup has no pids.current
+    old = "/system.slice/cron.service"
+    assert r.oom_kills(old) is None  # kernel < 4.13: no oom_kill line
+    assert r.spec(old).memory_swap_limit is None  # swapaccount=0
+    with pytest.raises(FileNotFoundError):
+        r.io(old)  # no blkio directory
+    with pytest.raises(FileNotFoundError):
+        r.memory("/vanished")
+
+
+def test_v2_values(fixtures: Path) -> None:
+    r = open_reader(str(fixtures / "v2"))
+    cg = f"/hostwatch/{HW2_ID}"
+    cpu = r.cpu(cg, per_cpu=True)
+    assert cpu.per_cpu_ns is None and cpu.usage_ns == 3_000_000_000
+    assert (cpu.user_ns, cpu.system_ns) == (2_000_000_000, 1_000_000_000)
+    assert (cpu.periods, cpu.throttled_periods, cpu.throttled_ns) == (50, 5, 250_000_000)
+    mem = r.memory(cg)
+    assert mem.usage == 52428800 and mem.working_set == 52428800 - 2097152
+    assert (mem.rss, mem.cache, mem.mapped_file, mem.swap, mem.max_usage) == (31457280, 10485760, 524288, 0, 62914560)
+    assert mem.failcnt is None and mem.events["oom_kill"] == 1 and mem.events["max"] == 3
+    spec = r.spec(cg)
+    assert (spec.cpu_period, spec.cpu_quota, spec.cpu_shares) == (100000, 50000, 2597)
+    assert (spec.memory_limit, spec.memory_swap_limit, spec.memory_reservation) == (134217728, None, 0)
+    assert r.io(cg)["254:0"].write_bytes == 8192
+    assert (r.pids(cg).current, r.pids(cg).limit) == (2, None)
+    psi = r.pressure(cg)
+    assert (psi["cpu"].some_us, psi["cpu"].full_us) == (1000000, 400000)
+    assert r.oom_kills(cg) == 1
+
+
+def test_v2_root_and_missing(fixtures: Path) -> None:
+    r = open_reader(str(fixtures / "v2"))
+    root = r.memory("/")
+    assert root.usage is None and root.rss == 1073741824  # no memory.current on the root
+    assert r.spec("/").cpu_quota is None and r.oom_kills("/") is None
+    old = "/system.slice/old-kernel.service"
+    assert r.memory(old).max_usage is None  # no memory.peak before 5.19: optional
+    assert r.cpu(old, per_cpu=True).periods is None  # cpu controller not enabled
+    with pytest.raises(FileNotFoundError):
+        r.spec(old)
+    with pytest.raises(FileNotFoundError):
+        r.pids(old)
+
+
+def test_weight_to_shares_matches_runc() -> None:
+    assert weight_to_shares(1) == 2
+    assert weight_to_shares(100) == 2597
+    assert weight_to_shares(10000) == 262144
+
+
+def test_parse_pressure_without_full_line(tmp_path: Path) -> None:
+    p = tmp_path / "cpu.pressure"
+    p.write_text("some avg10=1.00 avg60=0.50 avg300=0.10 total=123456\n")  # cpu before 5.13
+    got = parse_pressure(str(p))
+    assert (got.some_us, got.full_us) == (123456, None)
+
+
+def test_net_dev_skips_lo_and_veth(fixtures: Path) -> None:
+    ifaces = procfs.net_dev(str(fixtures / "proc"), 4242)
+    assert list(ifaces) == ["eth0"]
+    eth = ifaces["eth0"]
+    assert (eth.rx_bytes, eth.rx_packets, eth.rx_errors, eth.rx_dropped) == (1000, 10, 1, 2)
+    assert (eth.tx_bytes, eth.tx_packets, eth.tx_errors, eth.tx_dropped) == (2000, 20, 0, 0)
+
+
+def test_namespaces_fds_meminfo(fixtures: Path) -> None:
+    proc = str(fixtures / "proc")
+    ns = procfs.namespaces(proc, 4242)
+    assert ns["net"] == 4026532500 and ns["user"] == 4026531837 and len(ns) == 7
+    assert procfs.fd_counts(proc, 4243) == (3, 2)
+    assert procfs.meminfo(proc)["MemTotal"] == 25165824 * 1024
+    assert procfs.cpu_count(proc) == 2 and procfs.boot_time(proc) == 1767225600
+    assert procfs.host_pid(proc) == "1"

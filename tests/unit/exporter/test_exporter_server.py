@@ -1,0 +1,137 @@
+"""The HTTP surface: /metrics negotiation and gzip, /healthz, basic auth and TLS from a web config."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ctypes
+import ctypes.util
+import datetime
+import gzip
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from conftest import fixture_config
+
+from exporter.server import ExporterService, negotiate
+from exporter.webconfig import WebConfigError, bcrypt_matches, load_web_config
+
+OM_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+             "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")  # what Prometheus 2.42 sends
+
+
+def run_with_service(config_overrides: dict[str, Any], body: Callable[[str], Awaitable[None]],
+                     scheme: str = "http") -> None:
+    async def main() -> None:
+        cfg = fixture_config("v2", listen_address="127.0.0.1:0", **config_overrides)
+        async with ExporterService(cfg) as svc:
+            await body(f"{scheme}://127.0.0.1:{svc.port}")
+
+    asyncio.run(main())
+
+
+def test_negotiation_follows_prometheus_client() -> None:
+    assert negotiate(OM_ACCEPT)[0] is True
+    assert negotiate("text/plain;version=0.0.4")[0] is False
+    assert negotiate("")[1].startswith("text/plain; version=0.0.4")
+
+
+def test_metrics_text_openmetrics_gzip_healthz() -> None:
+    async def body(base: str) -> None:
+        async with aiohttp.ClientSession(auto_decompress=False) as s:
+            async with s.get(base + "/metrics", headers={"Accept-Encoding": "identity"}) as r:
+                assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+                text = await r.text()
+                assert "# TYPE container_cpu_usage_seconds_total counter" in text
+                assert "hostwatch_exporter_scrape_duration_seconds " in text
+            async with s.get(base + "/metrics", headers={"Accept": OM_ACCEPT, "Accept-Encoding": "gzip"}) as r:
+                assert r.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+                assert r.headers["Content-Encoding"] == "gzip"
+                om = gzip.decompress(await r.read()).decode()
+                assert om.endswith("# EOF\n") and "# TYPE container_cpu_usage_seconds counter" in om
+            async with s.get(base + "/healthz") as r:
+                assert r.status == 200 and (await r.text()) == "ok\n"
+
+    run_with_service({}, body)
+
+
+def _bcrypt(password: str) -> str:
+    lib = ctypes.CDLL(ctypes.util.find_library("crypt") or "libcrypt.so.1")
+    lib.crypt_gensalt.restype = ctypes.c_char_p
+    lib.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p, ctypes.c_int]
+    lib.crypt.restype = ctypes.c_char_p
+    lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    return str(lib.crypt(password.encode(), lib.crypt_gensalt(b"$2y$", 4, None, 0)).decode())
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+    (tmp / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp / "tls.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                    serialization.NoEncryption()))
+    return tmp / "tls.crt", tmp / "tls.key"
+
+
+def test_bcrypt_check() -> None:
+    h = _bcrypt("s3cret")
+    assert bcrypt_matches("s3cret", h) and not bcrypt_matches("nope", h)
+    assert not bcrypt_matches("s3cret", "plain-text-is-not-a-hash")
+
+
+def test_basic_auth_and_tls(tmp_path: Path) -> None:
+    _self_signed(tmp_path)
+    web = tmp_path / "web.yml"
+    web.write_text(
+        "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n"
+        "http_server_config:\n  headers:\n    X-Frame-Options: deny\n"
+        f"basic_auth_users:\n  prometheus: '{_bcrypt('s3cret')}'\n"
+    )
+    ctx = ssl.create_default_context(cafile=str(tmp_path / "tls.crt"))
+    ctx.check_hostname = False
+
+    async def body(base: str) -> None:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(base + "/metrics", ssl=ctx) as r:
+                assert r.status == 401 and "Basic" in r.headers["WWW-Authenticate"]
+            bad = {"Authorization": "Basic " + base64.b64encode(b"prometheus:wrong").decode()}
+            async with s.get(base + "/metrics", ssl=ctx, headers=bad) as r:
+                assert r.status == 401
+            good = {"Authorization": "Basic " + base64.b64encode(b"prometheus:s3cret").decode()}
+            for _ in range(2):  # second time from the success cache
+                async with s.get(base + "/metrics", ssl=ctx, headers=good) as r:
+                    assert r.status == 200 and r.headers["X-Frame-Options"] == "deny"
+                    assert "container_memory_usage_bytes" in await r.text()
+            with pytest.raises(aiohttp.ClientError):
+                async with s.get(base.replace("https", "http") + "/metrics", headers=good) as r:
+                    await r.read()
+
+    run_with_service({"web_config_file": web}, body, scheme="https")
+
+
+@pytest.mark.parametrize("text,match", [
+    ("basic_auth_user: {}\n", "unknown key 'basic_auth_user'"),
+    ("tls_server_config:\n  cert_file: a\n  keyfile: b\n", "unknown key 'keyfile' in tls_server_config"),
+    ("tls_server_config:\n  cert_file: missing.crt\n  key_file: missing.key\n", "cannot load"),
+    ("tls_server_config:\n  cert_file: a\n", "needs cert_file and key_file"),
+    ("basic_auth_users: [a, b]\n", "must be a mapping"),
+])
+def test_web_config_errors_name_the_file_and_key(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text(text)
+    with pytest.raises(WebConfigError, match=match) as e:
+        load_web_config(path)
+    assert str(path) in str(e.value)
