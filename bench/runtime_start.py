@@ -78,7 +78,8 @@ def main() -> int:
         _time(hw_cmd, env)  # warm the page cache and the bridge-free path once
         for i in range(args.runs):
             hw.append(_time(hw_cmd, env))
-            crun.append(_time(["crun", "--cgroup-manager=cgroupfs", "run", "--bundle", str(bundle), f"hwbench{os.getpid()}-{i}"]))
+            crun_cmd = ["crun", "--cgroup-manager=cgroupfs", "run", "--bundle", str(bundle), f"hwb{os.getpid()}-{i}"]
+            crun.append(_time(crun_cmd))
             py.append(_time(py_cmd))
         print(f"start-to-exit latency, {args.runs} runs each, busybox rootfs, `true`:")
         m_hw = _summary("hostwatch run --rm -- true", hw)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from hostwatch import up
+from hostwatch.up import NamedService, Up
 
 USAGE_ERROR = 125
 
@@ -26,19 +27,37 @@ def build_parser() -> Parser:
         "Observability and log pipeline for container hosts: cAdvisor-compatible metrics, "
         "log shipping, alerting, and a minimal container runtime."))
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
-    up.register(sub)
+    _register_up(sub)
     runtime_command.register(sub)
     _register_optional(sub)
     return parser
 
 
+def _register_up(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("up", help="run the main job: exporter on :9100 and demo workloads, until Ctrl-C")
+    p.add_argument("--data-dir", default="/var/lib/hostwatch", help="where state and data live (default %(default)s)")
+    p.add_argument("--web.listen-address", dest="listen_address", default=":9100",
+                   help="exporter address (default %(default)s)")
+    p.set_defaults(func=_up)
+
+
+def _up(a: argparse.Namespace) -> int:
+    import asyncio
+
+    from exporter.config import ExporterConfig
+    from exporter.server import ExporterService
+
+    data_dir = Path(a.data_dir)
+    exporter = ExporterService(ExporterConfig(listen_address=a.listen_address, state_root=data_dir / "containers"))
+    host, _, port = a.listen_address.rpartition(":")
+    services = [NamedService("exporter", exporter, f"http://{host or 'localhost'}:{port}/metrics")]
+    return asyncio.run(Up(data_dir, services).run())
+
+
 def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Components that land in their own time register here once they exist."""
-    try:
-        from exporter import command as exporter_command
-    except ImportError:
-        return
-    exporter_command.register(sub)
+    from exporter.command import register as register_exporter
+
+    register_exporter(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

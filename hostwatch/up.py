@@ -1,19 +1,33 @@
-"""`hostwatch up`: the main job on embedded defaults.
+"""`hostwatch up`: the main job on embedded defaults, on one asyncio loop.
 
-Today it starts demo workloads in the bundled runtime and keeps them running until Ctrl-C, then
-stops and removes everything it started. Later components (exporter, shipper, indexer, alerting)
-join the same command.
+It starts the services the composition root hands it (today: the exporter), then demo workloads in
+the bundled runtime, and runs until SIGINT/SIGTERM; then it removes the demo containers and stops
+the services. It never imports a sibling package: the runtime is driven through its CLI and the
+services arrive already built (hostwatch/cli.py builds them).
 """
 
 from __future__ import annotations
 
-import argparse
+import asyncio
 import os
 import signal
-import subprocess
 import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
+
+
+class Service(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class NamedService:
+    name: str
+    service: Service
+    describe: str  # where users find it, printed once it runs
+
 
 DEMO_WORKLOADS = {
     # name: (flags, command)
@@ -26,51 +40,64 @@ DEMO_WORKLOADS = {
         ["--cpus", "0.2", "--memory", "128m", "--label", "app=hog"],
         [sys.executable, "-c",
          "import time,sys\nblob=bytearray(48*1024*1024)\nfor n in range(10**9):\n"
-         "    blob[(n*4096)%len(blob)]=1; print('hog holds', len(blob)>>20, 'MiB, round', n, flush=True)\n"
+         "    blob[::4096]=b'x'*len(blob[::4096]); print('hog holds', len(blob)>>20, 'MiB, round', n, flush=True)\n"
          "    sys.stderr.write('hog heartbeat\\n'); sys.stderr.flush(); time.sleep(2)"],
     ),
 }
 
 
-def _hostwatch(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hostwatch", *args], env=env, capture_output=True, text=True)
+class Up:
+    def __init__(self, data_dir: Path, services: list[NamedService]) -> None:
+        self.state_root = data_dir / "containers"
+        self.env = dict(os.environ, HOSTWATCH_STATE_ROOT=str(self.state_root))
+        self.services = services
+        self.started_services: list[NamedService] = []
+        self.started_containers: list[str] = []
 
+    async def _hostwatch(self, *args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "hostwatch", *args, env=self.env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
+        out, err = await proc.communicate()
+        return proc.returncode or 0, out.decode(), err.decode()
 
-def _up(a: argparse.Namespace) -> int:
-    data_dir = Path(a.data_dir)
-    env = dict(os.environ, HOSTWATCH_STATE_ROOT=str(data_dir / "containers"))
-    started: list[str] = []
-    stop = False
-
-    def on_signal(_sig: int, _frame: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    try:
+    async def start(self) -> None:
+        for svc in self.services:
+            await svc.service.start()
+            self.started_services.append(svc)
         for name, (flags, cmd) in DEMO_WORKLOADS.items():
-            _hostwatch("rm", "-f", name, env=env)  # a previous run killed hard
-            proc = _hostwatch("run", "-d", "--name", name, *flags, "--", *cmd, env=env)
-            if proc.returncode != 0:
-                print(f"hostwatch up: could not start {name}: {proc.stderr.strip()}", file=sys.stderr)
-                return 1
-            started.append(name)
-        print(f"hostwatch up: state in {data_dir / 'containers'}")
-        print(_hostwatch("ps", env=env).stdout, end="")
-        print("logs: hostwatch logs -f demo-ticker   (HOSTWATCH_STATE_ROOT=" + env["HOSTWATCH_STATE_ROOT"] + ")")
-        print("Ctrl-C stops everything hostwatch up started.", flush=True)
-        while not stop:
-            time.sleep(0.2)
-        return 0
-    finally:
-        for name in started:
-            _hostwatch("rm", "-f", name, env=env)
-        if started:
-            print(f"hostwatch up: removed {', '.join(started)}")
+            await self._hostwatch("rm", "-f", name)  # left over from a run that was killed hard
+            code, _, err = await self._hostwatch("run", "-d", "--name", name, *flags, "--", *cmd)
+            if code != 0:
+                raise RuntimeError(f"could not start {name}: {err.strip()}")
+            self.started_containers.append(name)
 
+    async def stop(self) -> None:
+        if self.started_containers:
+            await self._hostwatch("rm", "-f", *self.started_containers)
+            print(f"hostwatch up: removed {', '.join(self.started_containers)}", flush=True)
+            self.started_containers.clear()
+        for svc in reversed(self.started_services):
+            await svc.service.stop()
+        self.started_services.clear()
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("up", help="run the main job: demo workloads (and, as they land, exporter, shipper, alerting)")
-    p.add_argument("--data-dir", default="/var/lib/hostwatch", help="where state and data live")
-    p.set_defaults(func=_up)
+    async def run(self) -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await self.start()
+            _, ps, _ = await self._hostwatch("ps")
+            print(ps, end="")
+            for svc in self.started_services:
+                print(f"{svc.name}: {svc.describe}")
+            print(f"state: {self.state_root} (HOSTWATCH_STATE_ROOT={self.state_root} hostwatch logs -f demo-ticker)")
+            print("Ctrl-C stops everything hostwatch up started.", flush=True)
+            await stop.wait()
+            return 0
+        except Exception as e:  # noqa: BLE001 - one clear line; the finally block cleans up
+            print(f"hostwatch up: {e}", file=sys.stderr)
+            return 1
+        finally:
+            await self.stop()

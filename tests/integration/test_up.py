@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from conftest import HW
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def test_up_runs_demo_workloads_until_interrupted(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    proc = subprocess.Popen([sys.executable, "-m", "hostwatch", "up", "--data-dir", str(data)],
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "hostwatch", "up", "--data-dir", str(data),
+                             "--web.listen-address", f"127.0.0.1:{port}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     hw = HW(data / "containers")
     try:
@@ -32,6 +39,13 @@ def test_up_runs_demo_workloads_until_interrupted(tmp_path: Path) -> None:
         hog = hw("logs", "demo-hog", check=True)
         assert "hog holds 48 MiB" in hog.stdout and "hog heartbeat" in hog.stderr
         ids = [hw.inspect(n)["Id"] for n in ("demo-ticker", "demo-hog")]
+        assert f"http://127.0.0.1:{port}/metrics" in banner
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        samples = {(s.name, s.labels.get("name"), s.labels.get("id")): s.value
+                   for fam in text_string_to_metric_families(text) for s in fam.samples}
+        for name, cid in zip(("demo-ticker", "demo-hog"), ids, strict=True):
+            assert samples[("container_memory_usage_bytes", name, f"/hostwatch/{cid}")] > 0
+        assert samples[("container_memory_rss", "demo-hog", f"/hostwatch/{ids[1]}")] >= 40 * 2**20
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
         assert hw("ps", "-a", "-q").stdout.strip() == ""

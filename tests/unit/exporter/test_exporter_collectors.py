@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES, HW2_ID, HW_ID, NOW, fixture_config
+from exporter_testdata import FIXTURES, HW2_ID, HW_ID, NOW, fixture_config
 from prometheus_client.metrics_core import Metric
 
 from exporter.cgroup import CpuStats, open_reader

@@ -7,7 +7,7 @@ import io
 import json
 
 import pytest
-from conftest import FIXTURES, HW_ID, fixture_config
+from exporter_testdata import FIXTURES, HW_ID, fixture_config
 
 from exporter import command
 from exporter.config import ExporterConfig, parse_listen_address

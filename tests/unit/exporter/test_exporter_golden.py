@@ -11,7 +11,7 @@ import os
 import re
 
 import pytest
-from conftest import FIXTURES, NOW, fixture_config
+from exporter_testdata import FIXTURES, NOW, fixture_config
 from prometheus_client import exposition
 from prometheus_client.openmetrics import exposition as om
 

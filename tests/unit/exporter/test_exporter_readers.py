@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import HW2_ID, HW_ID
+from exporter_testdata import HW2_ID, HW_ID
 
 from exporter import procfs
 from exporter.cgroup import UnsupportedHierarchy, open_reader, parse_pressure

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import fixture_config
+from exporter_testdata import fixture_config
 
 from exporter.server import ExporterService, negotiate
 from exporter.webconfig import WebConfigError, bcrypt_matches, load_web_config
