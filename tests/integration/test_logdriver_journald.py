@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from peers import Journal, namespaced_journald
 
 from runtime.logdrivers import Copier, LogInfo, LogMessage, create
+
+from peers import Journal, namespaced_journald
 
 pytestmark = pytest.mark.integration
 

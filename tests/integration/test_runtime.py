@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -165,3 +167,28 @@ def test_bad_input_exits_125_and_leaves_nothing(hw: HW, tmp_path: Path) -> None:
         assert "Traceback" not in proc.stderr
     assert sorted(os.listdir(hw.state_root)) == before
     assert sorted(os.listdir(V1 / "memory" / "hostwatch")) == cg_before
+
+
+def test_logs_follow_streams_until_the_container_exits(hw: HW) -> None:
+    hw("run", "-d", "--name", "follow", "--", "sh", "-c",
+       "echo early; sleep 1; echo late >&2; sleep 0.5; echo last", check=True)
+    proc = subprocess.run([sys.executable, "-m", "hostwatch", "logs", "-f", "follow"], env=hw.env,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0
+    assert proc.stdout == "early\nlast\n"
+    assert proc.stderr == "late\n"
+
+
+def test_kill_sends_the_signal_to_pid1(hw: HW) -> None:
+    hw("run", "-d", "--name", "trap", "--", "sh", "-c",
+       "trap 'echo got-usr1; exit 42' USR1; echo ready; while :; do sleep 0.1; done", check=True)
+    deadline = time.monotonic() + 10
+    while "ready" not in hw("logs", "trap").stdout and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hw("kill", "-s", "USR1", "trap", check=True).stdout.strip() == "trap"
+    deadline = time.monotonic() + 10
+    while hw.inspect("trap")["State"]["Status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert hw.inspect("trap")["State"]["ExitCode"] == 42
+    assert "got-usr1" in hw("logs", "trap").stdout
+    assert hw("kill", "trap").returncode == 1  # no longer running

@@ -11,8 +11,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import HW
 from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import HW
 
 
 def test_up_runs_demo_workloads_until_interrupted(tmp_path: Path) -> None:

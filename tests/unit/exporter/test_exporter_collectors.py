@@ -6,13 +6,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from exporter_testdata import FIXTURES, HW2_ID, HW_ID, NOW, fixture_config
 from prometheus_client.metrics_core import Metric
 
 from exporter.cgroup import CpuStats, open_reader
 from exporter.collectors.base import parse_groups
 from exporter.families import Family, render
 from exporter.scrape import Exporter
+
+from exporter_testdata import FIXTURES, HW2_ID, HW_ID, NOW, fixture_config
 
 
 def samples(fams: list[Metric], metric: str, /) -> dict[tuple[tuple[str, str], ...], float]:

@@ -7,12 +7,13 @@ import io
 import json
 
 import pytest
-from exporter_testdata import FIXTURES, HW_ID, fixture_config
 
 from exporter import command
 from exporter.config import ExporterConfig, parse_listen_address
 from exporter.discovery import Discovery
 from exporter.stats import StatsView, binary_size, decimal_size, format_table, run
+
+from exporter_testdata import FIXTURES, HW_ID, fixture_config
 
 
 def parser() -> argparse.ArgumentParser:

@@ -11,12 +11,13 @@ import os
 import re
 
 import pytest
-from exporter_testdata import FIXTURES, NOW, fixture_config
 from prometheus_client import exposition
 from prometheus_client.openmetrics import exposition as om
 
 from exporter.families import render
 from exporter.scrape import Exporter
+
+from exporter_testdata import FIXTURES, NOW, fixture_config
 
 GOLDEN = FIXTURES / "golden"
 # Raw cgroups start when their directory appeared (its ctime): a property of the checkout, not the code.

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from exporter_testdata import HW2_ID, HW_ID
 
 from exporter import procfs
 from exporter.cgroup import UnsupportedHierarchy, open_reader, parse_pressure
 from exporter.cgroup_v1 import V1Reader
 from exporter.cgroup_v2 import V2Reader, weight_to_shares
+
+from exporter_testdata import HW2_ID, HW_ID
 
 
 def test_open_reader_picks_the_version(fixtures: Path, tmp_path: Path) -> None:

@@ -15,10 +15,11 @@ from typing import Any
 
 import aiohttp
 import pytest
-from exporter_testdata import fixture_config
 
 from exporter.server import ExporterService, negotiate
 from exporter.webconfig import WebConfigError, bcrypt_matches, load_web_config
+
+from exporter_testdata import fixture_config
 
 OM_ACCEPT = ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
              "text/plain;version=0.0.4;q=0.5,*/*;q=0.1")  # what Prometheus 2.42 sends

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import msgpack
 import pytest
-from peers import ForwardReceiver
 
 from runtime.logdrivers import Copier, LogInfo, LogMessage, create
+
+from peers import ForwardReceiver
 
 CID = "0f1e2d3c4b5a" + "69788796" * 6 + "a5b4"
 TS = 1_700_000_000_123_456_789

@@ -11,9 +11,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from peers import UdpReceiver, decompress
 
 from runtime.logdrivers import LogInfo, LogMessage, create
+
+from peers import UdpReceiver, decompress
 
 CID = "1234567890ab" + "cdefcdef" * 6 + "0000"
 TS = 1_700_000_000_123_456_789
