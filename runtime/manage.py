@@ -7,14 +7,15 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hostwatch.containers import ContainerState, parse_rfc3339
 from runtime import logs as logfile
-from runtime.cgroups import Cgroups
+from runtime.cgroups import CgroupError, Cgroups
 from runtime.monitor import remove_container
-from runtime.state import StateStore
+from runtime.state import StateError, StateStore
 
 
 def _ago(seconds: float) -> str:
@@ -103,7 +104,7 @@ def inspect(store: StateStore, refs: list[str]) -> int:
     for ref in refs:
         try:
             docs.append(inspect_doc(store.resolve(ref)))
-        except Exception as e:  # noqa: BLE001
+        except StateError as e:
             print(f"Error: {e}", file=sys.stderr)
             code = 1
     print(json.dumps(docs, indent=4))
@@ -132,7 +133,7 @@ def show_logs(store: StateStore, ref: str, follow: bool, tail: int | None) -> in
 def _running(store: StateStore, cid: str) -> bool:
     try:
         return store.load(cid).status in ("running", "created")
-    except Exception:  # noqa: BLE001
+    except (StateError, OSError, ValueError):  # removed, or caught mid-write by a foreign editor
         return False
 
 
@@ -163,62 +164,55 @@ def _signal(s: ContainerState, sig: int) -> None:
             pass
 
 
-def stop(store: StateStore, cgroups: Cgroups, refs: list[str], timeout: float) -> int:
+class VerbError(Exception):
+    """One container could not be acted on; the verb reports it and goes on with the others."""
+
+
+def _for_each(store: StateStore, refs: list[str], action: Callable[[ContainerState], None]) -> int:
+    """Docker's multi-container verbs: act on each, print its ref or an error, exit 1 if any failed."""
     code = 0
     for ref in refs:
         try:
-            s = store.resolve(ref)
-        except Exception as e:  # noqa: BLE001
+            action(store.resolve(ref))
+        except (StateError, VerbError, CgroupError) as e:
             print(f"Error: {e}", file=sys.stderr)
             code = 1
             continue
+        print(ref)
+    return code
+
+
+def stop(store: StateStore, cgroups: Cgroups, refs: list[str], timeout: float) -> int:
+    def action(s: ContainerState) -> None:
         if s.status == "running":
             _signal(s, signal.SIGTERM)
             if not _wait_exit(store, s.id, timeout):
                 cgroups.kill_all(s.cgroup, signal.SIGKILL)
                 _wait_exit(store, s.id, 10)
-        print(ref)
-    return code
+
+    return _for_each(store, refs, action)
 
 
 def kill(store: StateStore, refs: list[str], sig: int) -> int:
-    code = 0
-    for ref in refs:
-        try:
-            s = store.resolve(ref)
-        except Exception as e:  # noqa: BLE001
-            print(f"Error: {e}", file=sys.stderr)
-            code = 1
-            continue
+    def action(s: ContainerState) -> None:
         if s.status != "running":
-            print(f"Error: cannot kill container {ref}: container is not running", file=sys.stderr)
-            code = 1
-            continue
+            raise VerbError(f"cannot kill container {s.name}: container is not running")
         _signal(s, sig)
-        print(ref)
-    return code
+
+    return _for_each(store, refs, action)
 
 
 def rm(store: StateStore, cgroups: Cgroups, refs: list[str], force: bool) -> int:
-    code = 0
-    for ref in refs:
-        try:
-            s = store.resolve(ref)
-        except Exception as e:  # noqa: BLE001
-            print(f"Error: {e}", file=sys.stderr)
-            code = 1
-            continue
+    def action(s: ContainerState) -> None:
         if s.status == "running":
             if not force:
-                print(f"Error: you cannot remove a running container {s.id}. "
-                      "Stop the container before attempting removal or force remove", file=sys.stderr)
-                code = 1
-                continue
+                raise VerbError(f"you cannot remove a running container {s.id}. "
+                                "Stop the container before attempting removal or force remove")
             cgroups.kill_all(s.cgroup, signal.SIGKILL)
             _wait_exit(store, s.id, 10)
         deadline = time.monotonic() + 5
         while not _process_gone(s.monitor_pid) and time.monotonic() < deadline:
             time.sleep(0.02)
         remove_container(store, cgroups, store.load(s.id) if store.dir(s.id).exists() else s)
-        print(ref)
-    return code
+
+    return _for_each(store, refs, action)

@@ -1,5 +1,6 @@
 """Real protocol peers the tests talk to: a forward-protocol receiver, a GELF UDP receiver, a
-namespaced systemd-journald. Shared by the log-driver unit tests and the runtime integration tests."""
+namespaced systemd-journald, Debian's Prometheus. Shared by the log-driver unit tests and the runtime
+and exporter integration tests. Every process started here is stopped by its PID."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.parse
+import urllib.request
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,3 +188,89 @@ def namespaced_journald() -> Iterator[Journal]:
         cleanup()
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(url: str, timeout: float = 10) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return str(r.read().decode())
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM by PID, SIGKILL after 10 s."""
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@dataclass
+class Prometheus:
+    url: str
+    pid: int
+    log: Path
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """An instant query's result vector ([] while there is nothing, or no answer yet)."""
+        try:
+            body = json.loads(http_get(f"{self.url}/api/v1/query?query={urllib.parse.quote(promql)}"))
+        except OSError:
+            return []
+        result: list[dict[str, Any]] = body["data"]["result"]
+        return result
+
+    def wait_for(self, promql: str, done: Callable[[list[dict[str, Any]]], bool] = bool,
+                 timeout: float = 20.0) -> list[dict[str, Any]]:
+        """Poll `promql` until `done(result)` (the first scrape comes ~5 s after start); the last
+        result either way."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = self.query(promql)
+            if done(result) or time.monotonic() > deadline:
+                return result
+            time.sleep(0.25)
+
+    def log_tail(self, chars: int = 2000) -> str:
+        return self.log.read_text(errors="replace")[-chars:]
+
+
+@contextlib.contextmanager
+def prometheus(targets: Sequence[str], workdir: Path, job: str = "hostwatch",
+               scrape_interval: str = "1s") -> Iterator[Prometheus]:
+    """Debian's Prometheus on a free 127.0.0.1 port scraping `targets` ("host:port") every
+    `scrape_interval`, with its config, TSDB and log under `workdir`; stopped by PID on exit."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.fail("prometheus not installed (apt-get install prometheus)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "prometheus.yml"
+    config.write_text(
+        f"global:\n  scrape_interval: {scrape_interval}\n  evaluation_interval: {scrape_interval}\n"
+        f"scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: {json.dumps(list(targets))}\n"
+    )
+    port = free_port()
+    log = workdir / "prometheus.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{port}"], stdout=out, stderr=subprocess.STDOUT)
+    prom = Prometheus(f"http://127.0.0.1:{port}", proc.pid, log)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                http_get(prom.url + "/-/ready", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"prometheus did not become ready (exit status {proc.poll()}): {prom.log_tail()}")
+                time.sleep(0.1)
+        yield prom
+    finally:
+        stop_process(proc)

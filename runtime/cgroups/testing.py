@@ -86,7 +86,8 @@ def _v1_files(controller: str, memsw: bool) -> dict[str, str]:
     elif controller == "cpuset":
         files |= {"cpuset.cpus": "\n", "cpuset.mems": "\n"}  # empty until written: no tasks allowed
     elif controller == "blkio":
-        files |= {"blkio.weight": "500\n", "blkio.throttle.io_service_bytes": "Total 0\n"}
+        files |= {"blkio.weight": "500\n", "blkio.throttle.io_service_bytes": "Total 0\n",
+                  "blkio.throttle.write_bps_device": ""}
     return files
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from .base import (
 
 CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "cpuset", "blkio")
 UNLIMITED = "-1"
+SYS_BLOCK = Path("/sys/block")
 
 
 def v1_settings(limits: Limits) -> list[Setting]:
@@ -59,9 +61,11 @@ def v1_settings(limits: Limits) -> list[Setting]:
 class CgroupsV1(TreeCgroups):
     version = 1
 
-    def __init__(self, mounts: Mapping[str, Path], fs: CgroupFS | None = None) -> None:
-        """`mounts`: controller name -> mount point of its hierarchy (see mountinfo)."""
+    def __init__(self, mounts: Mapping[str, Path], fs: CgroupFS | None = None, sys_block: Path = SYS_BLOCK) -> None:
+        """`mounts`: controller name -> mount point of its hierarchy (see mountinfo); `sys_block`:
+        the disks whose I/O the blkio controller should count (see `count_block_io`)."""
         super().__init__(fs)
+        self.sys_block = Path(sys_block)
         self.mounts = {c: Path(mounts[c]) for c in CONTROLLERS if c in mounts}
         if not self.mounts:
             raise CgroupError(f"no cgroup v1 hierarchy for any of {', '.join(CONTROLLERS)}")
@@ -98,12 +102,49 @@ class CgroupsV1(TreeCgroups):
         except CgroupError as e:
             self.rollback(created)
             raise CgroupError(f"cannot create cgroup {rel}: {e}") from e
+        if "blkio" in target:
+            count_block_io(target["blkio"], self.sys_block)
 
     def oom_killed(self, rel: str) -> bool:
         memory = self.paths(rel).get("memory")
         if memory is None:
             return False
         return read_keyed(memory / "memory.oom_control").get("oom_kill", 0) > 0
+
+
+def disks(sys_block: Path = SYS_BLOCK) -> list[str]:
+    """The "major:minor" of every whole disk with media (size > 0) listed in /sys/block."""
+    out: list[str] = []
+    try:
+        names = sorted(os.listdir(sys_block))
+    except OSError:
+        return out
+    for name in names:
+        try:
+            if int(read_file(sys_block / name / "size")) > 0:
+                out.append(read_file(sys_block / name / "dev").strip())
+        except (CgroupError, ValueError):
+            continue  # removed meanwhile, or not a block device directory
+    return out
+
+
+def count_block_io(blkio: Path, sys_block: Path = SYS_BLOCK) -> None:
+    """Make the kernel count this cgroup's disk I/O in blkio.throttle.io_service_bytes/io_serviced.
+
+    Recent kernels (6.18 on this project's hosts) set up blk-throttle on a disk only when a throttle
+    rule is first written for it, and until then v1 counts no I/O at all (block/blk-throttle.h,
+    blk_should_throtl), so every container showed 0 bytes written. A rule of 0 means "no limit":
+    writing one per disk turns the accounting on and throttles nothing. Best effort: a disk that
+    refuses it (no throttling support, gone) just stays uncounted.
+    """
+    rule = blkio / "blkio.throttle.write_bps_device"
+    if not rule.exists():
+        return
+    for dev in disks(sys_block):
+        try:
+            write_file(rule, f"{dev} 0")
+        except CgroupError:
+            continue
 
 
 def _inherit_cpuset(levels: list[Path]) -> None:

@@ -4,17 +4,13 @@ output and Debian's Prometheus 2.42 scrapes it. Root only. Everything started is
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,20 +18,12 @@ import pytest
 
 from exporter.testing import CgroupSandbox
 
+from peers import free_port, prometheus, stop_process
+from peers import http_get as get
+
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 ALLOC = "b = bytes(range(256)) * (50 * 1024 * 1024 // 256); print('ready', flush=True); import time; time.sleep(600)"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def get(url: str, timeout: float = 10) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return str(r.read().decode())
 
 
 def parse(text: str) -> dict[str, float]:
@@ -49,16 +37,6 @@ def parse(text: str) -> dict[str, float]:
 
 def pick(metrics: dict[str, float], name: str, *fragments: str) -> list[float]:
     return [v for k, v in metrics.items() if k.startswith(name + "{") and all(f in k for f in fragments)]
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +79,7 @@ def exporter_url(workload: tuple[CgroupSandbox, str, str]) -> Iterator[str]:
                 time.sleep(0.1)
         yield url
     finally:
-        stop(proc)
+        stop_process(proc)
         os.unlink(logname)
 
 
@@ -147,37 +125,12 @@ def test_promtool_check_metrics_is_clean(exporter_url: str) -> None:
 
 def test_prometheus_scrapes_it(workload: tuple[CgroupSandbox, str, str], exporter_url: str,
                                tmp_path: Path) -> None:
-    prometheus = shutil.which("prometheus")
-    if prometheus is None:
-        pytest.fail("prometheus not installed (apt-get install prometheus)")
     target = urllib.parse.urlparse(exporter_url).netloc
-    (tmp_path / "prometheus.yml").write_text(
-        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-        f"scrape_configs:\n  - job_name: hostwatch\n    static_configs:\n      - targets: ['{target}']\n"
-    )
-    port = free_port()
-    with open(tmp_path / "prometheus.log", "wb") as log:
-        proc = subprocess.Popen(
-            [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        api = f"http://127.0.0.1:{port}/api/v1/query?query="
-        rate = 'sum(rate(container_cpu_usage_seconds_total{id=~".*hostwatch-test.*"}[1m])) by (id)'
-        deadline = time.monotonic() + 20
-        up: list[dict[str, object]] = []
-        series: list[dict[str, object]] = []
-        while time.monotonic() < deadline:
-            try:
-                up = json.loads(get(api + urllib.parse.quote('up{job="hostwatch"}')))["data"]["result"]
-                series = json.loads(get(api + urllib.parse.quote(rate)))["data"]["result"]
-            except OSError:
-                pass
-            if up and series:
-                break
-            time.sleep(0.5)
-        assert up and up[0]["value"][1] == "1", (up, (tmp_path / "prometheus.log").read_text()[-2000:])  # type: ignore[index]
-        _, burner, alloc = workload
-        by_id = {s["metric"]["id"]: float(s["value"][1]) for s in series}  # type: ignore[index]
-        assert burner in by_id and alloc in by_id, by_id
-    finally:
-        stop(proc)
+    rate = 'sum(rate(container_cpu_usage_seconds_total{id=~".*hostwatch-test.*"}[1m])) by (id)'
+    with prometheus([target], tmp_path) as prom:
+        up = prom.wait_for('up{job="hostwatch"}')
+        series = prom.wait_for(rate)
+        assert up and up[0]["value"][1] == "1", (up, prom.log_tail())
+    _, burner, alloc = workload
+    by_id = {s["metric"]["id"]: float(s["value"][1]) for s in series}
+    assert burner in by_id and alloc in by_id, by_id

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from hostwatch.containers import Limits
-from runtime.cgroups import CgroupError, CgroupsV1
+from runtime.cgroups import CgroupError, CgroupsV1, v1
 from runtime.cgroups.testing import UNLIMITED_V1, SimulatedV1, make_v1_tree
 from runtime.cgroups.v1 import v1_settings
 
@@ -90,6 +90,33 @@ def test_unset_limits_leave_kernel_defaults(cg: CgroupsV1) -> None:
     assert read(paths["cpu"] / "cpu.cfs_quota_us") == "-1"
     assert read(paths["cpu"] / "cpu.shares") == "1024"
     assert read(paths["pids"] / "pids.max") == "max"
+
+
+def test_create_turns_on_block_io_accounting_with_unlimited_rules(
+    kernel: SimulatedV1, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sys_block = tmp_path / "block"
+    for name, dev, size in (("vda", "254:0", "536870912"), ("zram0", "253:0", "0"), ("sda", "8:0", "2048")):
+        (sys_block / name).mkdir(parents=True)
+        (sys_block / name / "dev").write_text(dev + "\n")
+        (sys_block / name / "size").write_text(size + "\n")
+    (sys_block / "stray").mkdir()  # no dev/size: skipped
+    writes: list[tuple[str, str]] = []
+
+    def record(path: Path, value: str) -> None:
+        writes.append((path.name, value))
+        real_write(path, value)
+
+    real_write = v1.write_file
+    monkeypatch.setattr(v1, "write_file", record)
+    cg = CgroupsV1(kernel.mounts, fs=kernel, sys_block=sys_block)
+    cg.create(REL, Limits())
+    # a rule of 0 is "no limit": the kernel starts counting the disk's I/O and throttles nothing
+    assert [w for w in writes if w[0].startswith("blkio.")] == [
+        ("blkio.throttle.write_bps_device", "8:0 0"),
+        ("blkio.throttle.write_bps_device", "254:0 0"),
+    ]
+    assert v1.disks(tmp_path / "missing") == []
 
 
 def test_memory_without_swap_accounting(tmp_path: Path) -> None:
