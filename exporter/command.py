@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import signal
 import sys
 from pathlib import Path
 
-from exporter.cgroup import UnsupportedHierarchy, open_reader
-from exporter.collectors.base import GROUPS, parse_groups
 from exporter.config import (
     DEFAULT_CGROUP_ROOT,
     DEFAULT_LISTEN_ADDRESS,
@@ -20,8 +17,7 @@ from exporter.config import (
     DEFAULT_TELEMETRY_PATH,
     ExporterConfig,
 )
-from exporter.discovery import Discovery
-from exporter.webconfig import WebConfigError
+from exporter.groups import GROUPS, parse_groups
 from hostwatch.containers import DEFAULT_DOCKER_ROOT, DEFAULT_STATE_ROOT
 
 EXIT_CONFIG = 2
@@ -97,6 +93,8 @@ def config_from_args(args: argparse.Namespace) -> ExporterConfig:
 
 async def serve(config: ExporterConfig) -> None:
     """Serve until SIGINT/SIGTERM."""
+    import asyncio
+
     from exporter.server import ExporterService
 
     stop = asyncio.Event()
@@ -110,6 +108,11 @@ async def serve(config: ExporterConfig) -> None:
 
 
 def run_exporter(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from exporter.cgroup import UnsupportedHierarchy
+    from exporter.webconfig import WebConfigError
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = config_from_args(args)
@@ -121,6 +124,8 @@ def run_exporter(args: argparse.Namespace) -> int:
 
 
 def run_stats(args: argparse.Namespace) -> int:
+    from exporter.cgroup import UnsupportedHierarchy, open_reader
+    from exporter.discovery import Discovery
     from exporter.stats import StatsView, run
 
     try:

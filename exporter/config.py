@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from exporter.collectors.base import parse_groups
+from exporter.groups import parse_groups
 from hostwatch.containers import DEFAULT_DOCKER_ROOT, DEFAULT_STATE_ROOT
 
 DEFAULT_LISTEN_ADDRESS = ":9100"

@@ -7,8 +7,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hostwatch.up import NamedService, Up
-
 USAGE_ERROR = 125
 
 
@@ -46,6 +44,7 @@ def _up(a: argparse.Namespace) -> int:
 
     from exporter.config import ExporterConfig
     from exporter.server import ExporterService
+    from hostwatch.up import NamedService, Up
 
     data_dir = Path(a.data_dir)
     exporter = ExporterService(ExporterConfig(listen_address=a.listen_address, state_root=data_dir / "containers"))

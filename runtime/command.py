@@ -8,19 +8,26 @@ import signal
 import sys
 from pathlib import Path
 
-from hostwatch.containers import DEFAULT_STATE_ROOT
-from runtime import logdrivers, manage, network
-from runtime.run import RunOptions, UsageError, run
+# Each verb imports what it needs when it runs: `hostwatch ps` should not pay for the log drivers.
+LOG_DRIVERS = ("json-file", "journald", "fluentd", "gelf", "none")  # runtime.logdrivers.DRIVERS, tested equal
+NET_MODES = ("none", "host", "bridge")  # runtime.network.MODES, tested equal
+DEFAULT_STATE_ROOT = "/var/lib/hostwatch/containers"  # hostwatch.containers.DEFAULT_STATE_ROOT, tested equal
 
 
 def state_root() -> Path:
-    return Path(os.environ.get("HOSTWATCH_STATE_ROOT", str(DEFAULT_STATE_ROOT)))
+    return Path(os.environ.get("HOSTWATCH_STATE_ROOT", DEFAULT_STATE_ROOT))
 
 
 def _store():  # type: ignore[no-untyped-def]
     from runtime.state import StateStore
 
     return StateStore(state_root())
+
+
+def _manage():  # type: ignore[no-untyped-def]
+    from runtime import manage
+
+    return manage
 
 
 def _cgroups():  # type: ignore[no-untyped-def]
@@ -30,6 +37,8 @@ def _cgroups():  # type: ignore[no-untyped-def]
 
 
 def _run(a: argparse.Namespace) -> int:
+    from runtime.run import RunOptions, UsageError, run
+
     command = list(a.command)
     if command and command[0] == "--":
         command = command[1:]
@@ -79,9 +88,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("-e", "--env", action="append", metavar="K=V", help="environment variable")
     p.add_argument("-l", "--label", action="append", metavar="K=V", help="container label")
     p.add_argument("--rootfs", help="root filesystem directory (default: the host's, image 'host')")
-    p.add_argument("--net", "--network", dest="net", default="none", choices=network.MODES,
+    p.add_argument("--net", "--network", dest="net", default="none", choices=NET_MODES,
                    help="network mode (default: none)")
-    p.add_argument("--log-driver", default="json-file", choices=logdrivers.DRIVERS, help="log driver")
+    p.add_argument("--log-driver", default="json-file", choices=LOG_DRIVERS, help="log driver")
     p.add_argument("--log-opt", action="append", metavar="K=V", help="log driver option")
     p.add_argument("--help", action="help", help="show this help message and exit")
     p.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments, after --")
@@ -90,32 +99,32 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("ps", help="list containers")
     p.add_argument("-a", "--all", action="store_true", help="show all containers (default: running)")
     p.add_argument("-q", "--quiet", action="store_true", help="only print ids")
-    p.set_defaults(func=lambda a: manage.ps(_store(), a.all, a.quiet))
+    p.set_defaults(func=lambda a: _manage().ps(_store(), a.all, a.quiet))
 
     p = sub.add_parser("inspect", help="print containers' details as JSON")
     p.add_argument("containers", nargs="+")
-    p.set_defaults(func=lambda a: manage.inspect(_store(), a.containers))
+    p.set_defaults(func=lambda a: _manage().inspect(_store(), a.containers))
 
     p = sub.add_parser("logs", help="print a container's logs (json-file driver)")
     p.add_argument("-f", "--follow", action="store_true", help="follow log output")
     p.add_argument("-n", "--tail", type=int, default=None, help="number of lines from the end")
     p.add_argument("container")
-    p.set_defaults(func=lambda a: manage.show_logs(_store(), a.container, a.follow, a.tail))
+    p.set_defaults(func=lambda a: _manage().show_logs(_store(), a.container, a.follow, a.tail))
 
     p = sub.add_parser("stop", help="stop containers: SIGTERM, then SIGKILL after a grace period")
     p.add_argument("-t", "--time", type=float, default=10.0, help="seconds to wait before killing")
     p.add_argument("containers", nargs="+")
-    p.set_defaults(func=lambda a: manage.stop(_store(), _cgroups(), a.containers, a.time))
+    p.set_defaults(func=lambda a: _manage().stop(_store(), _cgroups(), a.containers, a.time))
 
     p = sub.add_parser("kill", help="send a signal to containers (default SIGKILL)")
     p.add_argument("-s", "--signal", type=_signal_number, default=signal.SIGKILL, help="signal name or number")
     p.add_argument("containers", nargs="+")
-    p.set_defaults(func=lambda a: manage.kill(_store(), a.containers, a.signal))
+    p.set_defaults(func=lambda a: _manage().kill(_store(), a.containers, a.signal))
 
     p = sub.add_parser("rm", help="remove containers (state and cgroups)")
     p.add_argument("-f", "--force", action="store_true", help="kill a running container first")
     p.add_argument("containers", nargs="+")
-    p.set_defaults(func=lambda a: manage.rm(_store(), _cgroups(), a.containers, a.force))
+    p.set_defaults(func=lambda a: _manage().rm(_store(), _cgroups(), a.containers, a.force))
 
     p = sub.add_parser("rootfs", help="build a busybox root filesystem from Debian's busybox-static")
     p.add_argument("dest", help="directory to build into")

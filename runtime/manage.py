@@ -13,8 +13,8 @@ from typing import Any
 
 from hostwatch.containers import ContainerState, parse_rfc3339
 from runtime import logs as logfile
+from runtime import network
 from runtime.cgroups import CgroupError, Cgroups
-from runtime.monitor import remove_container
 from runtime.state import StateError, StateStore
 
 
@@ -216,3 +216,12 @@ def rm(store: StateStore, cgroups: Cgroups, refs: list[str], force: bool) -> int
         remove_container(store, cgroups, store.load(s.id) if store.dir(s.id).exists() else s)
 
     return _for_each(store, refs, action)
+
+
+def remove_container(store: StateStore, cgroups: Cgroups, state: ContainerState) -> None:
+    """Cgroups first: if a process refuses to die, the state stays so `rm -f` can be retried."""
+    if state.cgroup:
+        cgroups.remove(state.cgroup)
+    if state.network.get("mode") == "bridge":
+        network.detach_bridge(state.id)
+    store.remove(state.id)

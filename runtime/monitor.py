@@ -17,6 +17,7 @@ from hostwatch.containers import ContainerState, rfc3339_nano
 from runtime import init, logdrivers, network
 from runtime import namespaces as ns
 from runtime.cgroups import CgroupError, Cgroups
+from runtime.manage import remove_container
 from runtime.state import StateStore
 
 EXEC_FAILED_NOT_FOUND = 127
@@ -238,15 +239,6 @@ class Monitor:
             self.status_fd = -1
         if self.state.auto_remove:
             remove_container(self.store, self.cgroups, self.state)
-
-
-def remove_container(store: StateStore, cgroups: Cgroups, state: ContainerState) -> None:
-    """Cgroups first: if a process refuses to die, the state stays so `rm -f` can be retried."""
-    if state.cgroup:
-        cgroups.remove(state.cgroup)
-    if state.network.get("mode") == "bridge":
-        network.detach_bridge(state.id)
-    store.remove(state.id)
 
 
 def spawn(store: StateStore, cgroups: Cgroups, cid: str, status_fd: int, attached: bool) -> int:

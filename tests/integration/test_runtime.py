@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import HW
+from hostwatch_cli import HW
 
 V1 = Path("/sys/fs/cgroup")
 

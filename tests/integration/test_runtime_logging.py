@@ -8,7 +8,7 @@ import socket
 import time
 from pathlib import Path
 
-from conftest import HW
+from hostwatch_cli import HW
 from peers import ForwardReceiver, UdpReceiver, decompress, namespaced_journald
 
 TIME_RE = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from conftest import HW
+from hostwatch_cli import HW
 
 
 def test_up_runs_demo_workloads_until_interrupted(tmp_path: Path) -> None:

@@ -64,3 +64,12 @@ def test_names_are_unique_and_resolvable(tmp_path: Path) -> None:
     assert store.resolve("fff").id == first.id
     with pytest.raises(StateError, match="No such container"):
         store.resolve("nope")
+
+
+def test_cli_constants_match_their_sources() -> None:
+    from hostwatch.containers import DEFAULT_STATE_ROOT
+    from runtime import command, logdrivers, network
+
+    assert command.LOG_DRIVERS == logdrivers.DRIVERS
+    assert command.NET_MODES == network.MODES
+    assert command.DEFAULT_STATE_ROOT == str(DEFAULT_STATE_ROOT)
