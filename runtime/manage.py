@@ -224,4 +224,5 @@ def remove_container(store: StateStore, cgroups: Cgroups, state: ContainerState)
         cgroups.remove(state.cgroup)
     if state.network.get("mode") == "bridge":
         network.detach_bridge(state.id)
+        network.release_ip(state.network.get("ip", ""), store.dir(state.id))
     store.remove(state.id)

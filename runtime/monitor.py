@@ -237,6 +237,8 @@ class Monitor:
         if self.status_fd >= 0:
             os.close(self.status_fd)
             self.status_fd = -1
+        if self.state.network.get("mode") == "bridge":  # like Docker, a stopped container frees its address
+            network.release_ip(self.state.network.get("ip", ""), self.store.dir(self.state.id))
         if self.state.auto_remove:
             remove_container(self.store, self.cgroups, self.state)
 

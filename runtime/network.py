@@ -12,6 +12,7 @@ import os
 import socket
 import struct
 import subprocess
+from pathlib import Path
 
 NETNS = "hostwatch"
 BRIDGE = "hw0"
@@ -38,15 +39,46 @@ def subnet() -> ipaddress.IPv4Network:
     return net
 
 
-def allocate_ip(used: set[str]) -> str:
-    """Lowest free address of the subnet, skipping the network's first host (kept for a gateway)."""
+def _lease_dir() -> Path:
+    return Path(os.environ.get("HOSTWATCH_RUN_DIR", "/run/hostwatch")) / "ipam"
+
+
+def allocate_ip(owner: Path) -> str:
+    """Lease the lowest free address (the subnet's first host is kept for a gateway).
+
+    Leases are files shared by every state root on the host, because the bridge is: each names
+    its owner (the container's state dir), and a lease whose owner is gone is stale and reused.
+    """
     net = subnet()
-    hosts = net.hosts()
-    next(hosts, None)
-    for addr in hosts:
-        if str(addr) not in used:
+    leases = _lease_dir()
+    leases.mkdir(parents=True, exist_ok=True)
+    lock = os.open(leases / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        hosts = net.hosts()
+        next(hosts, None)
+        for addr in hosts:
+            lease = leases / str(addr)
+            try:
+                holder = lease.read_text()
+            except FileNotFoundError:
+                holder = ""
+            if holder and os.path.exists(holder):
+                continue
+            lease.write_text(str(owner))
             return f"{addr}/{net.prefixlen}"
+    finally:
+        os.close(lock)
     raise NetworkError(f"no free address left in {net}")
+
+
+def release_ip(address: str, owner: Path) -> None:
+    lease = _lease_dir() / address.split("/")[0]
+    try:
+        if lease.read_text() == str(owner):
+            lease.unlink()
+    except FileNotFoundError:
+        pass
 
 
 def bring_up_loopback() -> None:

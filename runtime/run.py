@@ -161,16 +161,17 @@ def _create(o: RunOptions, store: StateStore, cgroups: Cgroups) -> ContainerStat
     cid = store.new_id()
     with store.lock():
         state = build_state(o, store, cid)
-        if state.network["mode"] == "bridge":
-            used = {str(s.network.get("ip", "")).split("/")[0] for s in store.list() if s.status != "exited"}
-            try:
-                state.network["ip"] = network.allocate_ip(used)
-            except network.NetworkError as e:
-                raise UsageError(str(e)) from None
         try:
             store.create(state)
         except StateError as e:
             raise UsageError(str(e)) from None
+        if state.network["mode"] == "bridge":
+            try:
+                state.network["ip"] = network.allocate_ip(store.dir(cid))
+            except network.NetworkError as e:
+                store.remove(cid)
+                raise UsageError(str(e)) from None
+            store.save(state)
     try:
         cgroups.create(state.cgroup, state.limits)
     except CgroupError as e:

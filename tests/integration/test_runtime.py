@@ -144,6 +144,9 @@ def test_bridge_containers_reach_each_other(hw: HW, busybox_rootfs: Path) -> Non
     assert "2 packets received" in proc.stdout
     addrs = hw("run", "--rm", "--net", "bridge", "--rootfs", str(busybox_rootfs), "--", "ip", "-o", "addr").stdout
     assert "eth0" in addrs and ip not in addrs
+    assert Path(f"/run/hostwatch/ipam/{ip}").read_text() == str(hw.state_root / hw.inspect("srv")["Id"])
+    hw("rm", "-f", "srv", check=True)
+    assert not Path(f"/run/hostwatch/ipam/{ip}").exists()
 
 
 def test_bad_input_exits_125_and_leaves_nothing(hw: HW, tmp_path: Path) -> None:
