@@ -28,6 +28,15 @@ class HW:
         return json.loads(self("inspect", ref, check=True).stdout)[0]
 
     def cleanup(self) -> None:
+        """`rm -f` everything; then, should the CLI itself be broken, kill and remove what is left
+        directly through the cgroups, so a failing change never leaks a running container."""
         ids = self("ps", "-a", "-q").stdout.split()
         if ids:
             self("rm", "-f", *ids)
+        if self.state_root.is_dir():
+            from runtime.cgroups import detect
+
+            cgroups = detect()
+            for entry in os.listdir(self.state_root):
+                if len(entry) == 64:
+                    cgroups.remove(f"/hostwatch/{entry}")

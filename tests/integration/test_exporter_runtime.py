@@ -1,0 +1,279 @@
+"""The exporter against the bundled runtime's containers, for real (root).
+
+Side by side: a CPU burner at --cpus 0.5, a 50 MiB allocator, a container writing 20 MiB to a volume
+with O_DIRECT, one OOM-killed container, and two --net bridge containers of which one sends the other
+1 MB with busybox nc. `hostwatch exporter`, reading the same state root, must show each load within
+tolerance under the container's name, image and id; promtool must find nothing to lint; Debian's
+Prometheus 2.42 scraping it must answer cAdvisor's dashboard query with exactly these containers.
+Processes are stopped by PID and the containers removed with `rm -f`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from hostwatch_cli import HW
+from peers import Prometheus, free_port, http_get, prometheus, stop_process
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+MiB = 1 << 20
+PYTHON = os.path.realpath(sys.executable)  # host-rootfs containers see the host's files
+ALLOC = f"b = b'x' * (50 * {MiB}); print('ready', flush=True); import time; time.sleep(600)"
+OOM = f"b = b'x' * (100 * {MiB})"
+WRITE_MIB = 20
+SENT = 1_000_000
+PORT = 7000
+TCP_LISTEN = "0A"
+
+Sample = tuple[str, dict[str, str], float]
+
+
+@dataclass
+class Stack:
+    hw: HW
+    url: str  # the exporter
+    prom: Prometheus
+    ids: dict[str, str]  # container name -> full id
+    images: dict[str, str]
+    logs: dict[str, list[str]]  # container name -> its stdout lines once its work is done
+    disk: str  # the disk under the writer's volume, as the exporter names it
+    started: float  # wall clock just before the first container started
+
+
+def scrape(url: str) -> list[Sample]:
+    text = http_get(url + "/metrics")
+    return [(s.name, dict(s.labels), float(s.value)) for f in text_string_to_metric_families(text) for s in f.samples]
+
+
+def values(samples: list[Sample], metric: str, **labels: str) -> list[float]:
+    return [v for n, ls, v in samples if n == metric and all(ls.get(k) == want for k, want in labels.items())]
+
+
+def one(samples: list[Sample], metric: str, **labels: str) -> float:
+    found = values(samples, metric, **labels)
+    assert len(found) == 1, (metric, labels, found)
+    return found[0]
+
+
+def disk_of(path: Path) -> str:
+    """/dev/<whole disk> holding `path`: blkio counts I/O per disk, not per partition."""
+    st = os.stat(path)
+    sysdev = Path(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}")
+    if not sysdev.exists():
+        pytest.fail(f"{path} is not on a block device (tmpfs?): its writes would reach no blkio counter")
+    real = sysdev.resolve()
+    if (real / "partition").exists():
+        real = real.parent
+    return "/dev/" + real.name
+
+
+@contextlib.contextmanager
+def exporter(hw: HW, workdir: Path) -> Iterator[str]:
+    """`python -m hostwatch exporter` on a free port, reading hw's state root (HOSTWATCH_STATE_ROOT)."""
+    port = free_port()
+    log = workdir / "exporter.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hostwatch", "exporter", "--web.listen-address", f"127.0.0.1:{port}",
+             "--docker-root", str(workdir / "no-docker")],
+            env=hw.env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                http_get(url + "/healthz", timeout=1)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"exporter did not start (exit status {proc.poll()}): {log.read_text()[-2000:]}")
+                time.sleep(0.1)
+        yield url
+    finally:
+        stop_process(proc)
+
+
+def wait_listening(pid: int, port: int, timeout: float = 10.0) -> None:
+    """Until a TCP socket in `pid`'s network namespace listens on `port` (read from the host)."""
+    local = f":{port:04X}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for table in ("tcp", "tcp6"):
+            with contextlib.suppress(FileNotFoundError):
+                for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+                    fields = line.split()
+                    if fields[1].endswith(local) and fields[3] == TCP_LISTEN:
+                        return
+        time.sleep(0.05)
+    pytest.fail(f"nothing listens on port {port} in the namespace of pid {pid}")
+
+
+def wait_output(hw: HW, name: str, timeout: float = 20.0) -> list[str]:
+    """The container's stdout lines (`hostwatch logs`) once there are any."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = hw("logs", name, check=True).stdout.splitlines()
+        if lines:
+            return lines
+        if time.monotonic() > deadline:
+            pytest.fail(f"{name} printed nothing in {timeout:g} s: {hw.inspect(name)['State']}")
+        time.sleep(0.1)
+
+
+def start_workloads(hw: HW, rootfs: Path, vol: Path) -> dict[str, str]:
+    bb = str(rootfs)
+
+    def detached(name: str, *args: str) -> str:
+        return hw("run", "-d", "--name", name, *args, check=True).stdout.strip()
+
+    ids = {
+        "burner": detached("burner", "--cpus", "0.5", "--rootfs", bb, "--", "sh", "-c", "while :; do :; done"),
+        "alloc": detached("alloc", "--memory", "256m", "--", PYTHON, "-c", ALLOC),
+        "writer": detached("writer", "--rootfs", bb, "-v", f"{vol}:/data", "--", "sh", "-c",
+                           f"dd if=/dev/zero of=/data/blob bs=1M count={WRITE_MIB} oflag=direct && echo written;"
+                           " sleep 600"),
+        # nc reads its stdin too and quits at its EOF: `sleep |` keeps it open; wc prints what arrived
+        "rx": detached("rx", "--net", "bridge", "--rootfs", bb, "--", "sh", "-c",
+                       f"sleep 600 | nc -l -p {PORT} | wc -c"),
+    }  # fmt: skip
+    rx = hw.inspect("rx")
+    wait_listening(rx["State"]["Pid"], PORT)
+    ip = rx["NetworkSettings"]["IPAddress"]
+    ids["tx"] = detached("tx", "--net", "bridge", "--rootfs", bb, "--", "sh", "-c",
+                         f"head -c {SENT} /dev/zero | nc {ip} {PORT}; echo sent; sleep 600")
+    oom = hw("run", "--name", "oom", "--memory", "32m", "--", PYTHON, "-c", OOM)
+    assert oom.returncode == 137, (oom.returncode, oom.stderr)
+    ids["oom"] = hw.inspect("oom")["Id"]
+    return ids
+
+
+@pytest.fixture(scope="module")
+def stack(busybox_rootfs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if os.geteuid() != 0:
+        pytest.fail("runtime integration tests need root")
+    base = tmp_path_factory.mktemp("exporter-runtime")
+    hw = HW(base / "state")  # module-wide, unlike the `hw` fixture: one set of containers for every test
+    vol = base / "vol"
+    vol.mkdir()
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(hw.cleanup)
+        url = cleanup.enter_context(exporter(hw, base))
+        prom = cleanup.enter_context(prometheus([url.removeprefix("http://")], base / "prometheus"))
+        started = time.time()
+        ids = start_workloads(hw, busybox_rootfs, vol)
+        logs = {name: wait_output(hw, name) for name in ("alloc", "writer", "rx", "tx")}
+        images = {name: hw.inspect(name)["Image"] for name in ids}
+        yield Stack(hw, url, prom, ids, images, logs, disk_of(vol), started)
+
+
+def test_cpu_burner_at_half_a_cpu(stack: Stack) -> None:
+    cpu = "container_cpu_usage_seconds_total"
+    throttled = "container_cpu_cfs_throttled_periods_total"
+    a0 = time.monotonic()
+    first = scrape(stack.url)
+    a1 = time.monotonic()
+    time.sleep(3)
+    b0 = time.monotonic()
+    second = scrape(stack.url)
+    b1 = time.monotonic()
+    elapsed = (b0 + b1) / 2 - (a0 + a1) / 2
+    assert len(values(second, cpu, name="burner")) == os.cpu_count()  # per-CPU on v1
+    used = sum(values(second, cpu, name="burner")) - sum(values(first, cpu, name="burner"))
+    assert 0.4 <= used / elapsed <= 0.6, used / elapsed
+    assert one(second, throttled, name="burner") > one(first, throttled, name="burner")
+    assert one(second, "container_spec_cpu_quota", name="burner") == 50000
+    assert one(second, "container_spec_cpu_period", name="burner") == 100000
+    assert values(second, "container_spec_cpu_quota", name="alloc") == []  # unlimited: no series, like cAdvisor
+
+
+def test_memory_of_a_50_mib_allocator(stack: Stack) -> None:
+    assert stack.logs["alloc"] == ["ready"]
+    m = scrape(stack.url)
+    rss = one(m, "container_memory_rss", name="alloc")
+    working_set = one(m, "container_memory_working_set_bytes", name="alloc")
+    assert 50 * MiB <= rss <= 80 * MiB, rss
+    assert 50 * MiB <= working_set <= 100 * MiB, working_set
+    assert working_set <= one(m, "container_memory_usage_bytes", name="alloc")
+    assert one(m, "container_memory_max_usage_bytes", name="alloc") >= rss
+    assert one(m, "container_spec_memory_limit_bytes", name="alloc") == 256 * MiB
+
+
+def test_disk_writes_are_counted_on_the_volume_disk(stack: Stack) -> None:
+    assert stack.logs["writer"] == ["written"]
+    m = scrape(stack.url)
+    written = one(m, "container_fs_writes_bytes_total", name="writer", device=stack.disk)
+    assert WRITE_MIB * MiB <= written <= (WRITE_MIB + 2) * MiB, written
+    assert one(m, "container_fs_writes_total", name="writer", device=stack.disk) >= WRITE_MIB
+    assert one(m, "container_fs_writes_bytes_total", name="burner", device=stack.disk) < MiB
+
+
+def test_oom_killed_container_is_counted_until_rm(stack: Stack) -> None:
+    assert stack.hw.inspect("oom")["State"]["OOMKilled"] is True
+    m = scrape(stack.url)  # exited, but its cgroup stays until `rm`
+    assert one(m, "container_oom_events_total", name="oom") >= 1
+    assert one(m, "container_oom_events_total", name="alloc") == 0
+    assert one(m, "container_spec_memory_limit_bytes", name="oom") == 32 * MiB
+
+
+def test_bridge_traffic_between_two_containers(stack: Stack) -> None:
+    assert stack.logs["rx"] == [str(SENT)] and stack.logs["tx"] == ["sent"], stack.logs
+    m = scrape(stack.url)
+    received = one(m, "container_network_receive_bytes_total", name="rx", interface="eth0")
+    sent = one(m, "container_network_transmit_bytes_total", name="tx", interface="eth0")
+    assert SENT <= received <= 1.2 * SENT, received  # payload plus TCP/IP headers
+    assert SENT <= sent <= 1.2 * SENT, sent
+    assert one(m, "container_network_receive_packets_total", name="rx", interface="eth0") >= SENT / 65536
+    interfaces = {ls["interface"] for n, ls, _ in m if n.startswith("container_network_") and ls["name"]}
+    assert interfaces == {"eth0"}  # lo is skipped; --net none containers have nothing else
+
+
+def test_series_carry_name_image_and_id(stack: Stack) -> None:
+    m = scrape(stack.url)
+    assert {ls["name"] for n, ls, _ in m if n == "container_last_seen" and ls["name"]} == set(stack.ids)
+    assert stack.images == {"burner": "busybox", "alloc": "host", "writer": "busybox", "rx": "busybox",
+                            "tx": "busybox", "oom": "host"}
+    for name, cid in stack.ids.items():
+        want = {"id": f"/hostwatch/{cid}", "image": stack.images[name], "name": name}
+        assert [ls for n, ls, _ in m if n == "container_last_seen" and ls["name"] == name] == [want]
+        for metric, ls, _ in m:
+            if ls.get("name") == name:
+                assert (ls["id"], ls["image"]) == (want["id"], want["image"]), (metric, ls)
+        assert stack.started - 1 <= one(m, "container_start_time_seconds", name=name) <= time.time()
+
+
+def test_promtool_check_metrics_is_clean(stack: Stack) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool not installed (apt-get install prometheus)")
+    body = http_get(stack.url + "/metrics").encode()
+    assert b'name="burner"' in body and b'name="oom"' in body
+    res = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=60)
+    assert res.returncode == 0 and res.stdout == b"" and res.stderr == b"", res.stdout + res.stderr
+
+
+def test_prometheus_scrapes_it_and_the_cadvisor_dashboard_query_names_the_containers(stack: Stack) -> None:
+    up = stack.prom.wait_for('up{job="hostwatch"}')
+    assert [u["value"][1] for u in up] == ["1"], (up, stack.prom.log_tail())
+    query = 'sum(rate(container_cpu_usage_seconds_total{name!=""}[1m])) by (name)'
+    want = set(stack.ids)
+    result = stack.prom.wait_for(query, lambda r: {s["metric"].get("name") for s in r} >= want)
+    by_name = {s["metric"]["name"]: float(s["value"][1]) for s in result}
+    assert set(by_name) == want, by_name
+    assert by_name["oom"] == 0, by_name  # exited: its counter stands still
+    # rate() divides by the whole 1m window, so these seconds-old series read low there; irate()
+    # (the last two scrapes) shows what Prometheus stored is the burner's half CPU.
+    burner = stack.prom.query('sum(irate(container_cpu_usage_seconds_total{name="burner"}[1m]))')
+    assert burner and 0.35 <= float(burner[0]["value"][1]) <= 0.65, burner
