@@ -9,6 +9,7 @@ cached per cgroup, and the container list is re-read when the state directories 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,6 +55,16 @@ class Target:
         return procs[0] if procs else None
 
 
+# The id in a container cgroup's last path element, whichever manager named it: "/docker/<id>",
+# systemd's "docker-<id>.scope", containerd's "cri-containerd-<id>.scope", podman's "libpod-<id>.scope".
+_CONTAINER_ID_RE = re.compile(r"(?:^|[-_:])([0-9a-f]{64})(?:\.scope)?$")
+
+
+def container_id_of(cgroup: str) -> str | None:
+    m = _CONTAINER_ID_RE.search(cgroup.rsplit("/", 1)[-1])
+    return m.group(1) if m else None
+
+
 class Discovery:
     def __init__(
         self,
@@ -72,6 +83,7 @@ class Discovery:
         self.raw_cgroups = raw_cgroups
         self.refresh_seconds = refresh_seconds
         self._named: dict[str, ContainerRef] = {}
+        self._by_id: dict[str, ContainerRef] = {}
         self._listing: tuple[list[str], list[str]] | None = None
         self._loaded_at = -1e18
         self._meta: dict[str, Meta] = {}
@@ -99,7 +111,17 @@ class Discovery:
             if named != self._named:
                 self._meta.clear()
             self._named, self._listing, self._loaded_at = named, listing, now
+            self._by_id = {ref.id: ref for ref in sorted(refs, key=lambda r: r.running)}
         return self._named
+
+    def _ref_for(self, cg: str, named: dict[str, ContainerRef]) -> ContainerRef | None:
+        """The container at its recorded cgroup, else by the id in the cgroup's name (a Docker
+        daemon with the systemd cgroup driver puts <id> at /system.slice/docker-<id>.scope)."""
+        ref = named.get(cg)
+        if ref is None:
+            cid = container_id_of(cg)
+            ref = self._by_id.get(cid) if cid else None
+        return ref
 
     def _make_meta(self, cg: str, ref: ContainerRef | None) -> Meta:
         labels = ref.labels if ref is not None else {}
@@ -115,18 +137,16 @@ class Discovery:
     def targets(self) -> list[Target]:
         named = self.named()
         reader = self.reader
-        if self.raw_cgroups:
-            paths = list(reader.walk())
-        else:
-            paths = ["/"] + [cg for cg in named if cg != "/" and reader.exists(cg)]
         metas = self._meta
+        paths = list(reader.walk())
         out = []
         for cg in paths:
             meta = metas.get(cg)
             if meta is None:
-                meta = metas[cg] = self._make_meta(cg, named.get(cg))
-            out.append(Target(meta, reader))
-        if len(metas) > len(out):  # forget removed cgroups
+                meta = metas[cg] = self._make_meta(cg, self._ref_for(cg, named))
+            if self.raw_cgroups or meta.ref is not None or cg == "/":
+                out.append(Target(meta, reader))
+        if len(metas) > len(paths):  # forget removed cgroups
             seen = set(paths)
             for cg in [c for c in metas if c not in seen]:
                 del metas[cg]
