@@ -29,7 +29,14 @@ stamp=".venv/.installed$extra"
 if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing hostwatch$extra into .venv"
   python3 -m venv .venv
-  .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e ".$extra"
+  log=.venv/pip-install.log
+  if ! { .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e ".$extra"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "setup: pip install failed (log above, kept in $log)" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi
+# Byte-compile our own packages: every `hostwatch` call is a fresh interpreter, and an environment
+# with PYTHONDONTWRITEBYTECODE would otherwise recompile them on each one.
+.venv/bin/python -m compileall -q hostwatch runtime exporter logshipper alerting dashboards >/dev/null
