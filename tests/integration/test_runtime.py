@@ -195,3 +195,17 @@ def test_kill_sends_the_signal_to_pid1(hw: HW) -> None:
     assert hw.inspect("trap")["State"]["ExitCode"] == 42
     assert "got-usr1" in hw("logs", "trap").stdout
     assert hw("kill", "trap").returncode == 1  # no longer running
+
+
+def test_env_labels_and_host_network(hw: HW, busybox_rootfs: Path) -> None:
+    proc = hw("run", "--name", "envy", "-e", "GREETING=hello world", "-l", "team=core", "--net", "host",
+              "--rootfs", str(busybox_rootfs), "--", "sh", "-c", "echo \"$GREETING\"; ip -o link | wc -l",
+              check=True)
+    greeting, links = proc.stdout.split("\n")[:2]
+    assert greeting == "hello world"
+    host_links = len(subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout.splitlines())
+    assert int(links) == host_links > 1
+    doc = hw.inspect("envy")
+    assert "GREETING=hello world" in doc["Config"]["Env"]
+    assert doc["Config"]["Labels"] == {"team": "core"}
+    assert doc["HostConfig"]["NetworkMode"] == "host"
