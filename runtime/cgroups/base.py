@@ -17,7 +17,7 @@ import os
 import signal
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -205,6 +205,23 @@ def check_cpuset(value: str) -> str:
         if not lo.isdigit() or (sep and not hi.isdigit()) or (sep and int(hi) < int(lo)):
             raise CgroupError(f"invalid cpuset_cpus={value!r}: expected a list like 0-2,4")
     return text
+
+
+def common_settings(limits: Limits, shares_setting: Callable[[int], Setting]) -> list[Setting]:
+    """The limits written alike on v1 and v2 (pids.max, cpuset.cpus), and CPU shares through each
+    version's own file (`shares_setting`)."""
+    out: list[Setting] = []
+    if limits.cpu_shares:
+        shares = check_int("cpu_shares", limits.cpu_shares)
+        if shares < 0:
+            raise CgroupError(f"invalid cpu_shares={shares}: must be positive")
+        out.append(shares_setting(shares))
+    if limits.pids_limit is not None:
+        pids = check_int("pids_limit", limits.pids_limit)
+        out.append(Setting("pids", "pids.max", str(pids) if pids > 0 else "max"))
+    if limits.cpuset_cpus:
+        out.append(Setting("cpuset", "cpuset.cpus", check_cpuset(limits.cpuset_cpus)))
+    return out
 
 
 class TreeCgroups(Cgroups):

@@ -14,8 +14,8 @@ from .base import (
     CgroupFS,
     Setting,
     TreeCgroups,
-    check_cpuset,
     check_int,
+    common_settings,
     cpu_quota_us,
     read_file,
     read_keyed,
@@ -45,17 +45,8 @@ def v1_settings(limits: Limits) -> list[Setting]:
         nano = check_int("nano_cpus", limits.nano_cpus)
         out.append(Setting("cpu", "cpu.cfs_period_us", str(CPU_PERIOD_US)))
         out.append(Setting("cpu", "cpu.cfs_quota_us", str(cpu_quota_us(nano)) if nano > 0 else UNLIMITED))
-    if limits.cpu_shares:
-        shares = check_int("cpu_shares", limits.cpu_shares)
-        if shares < 0:
-            raise CgroupError(f"invalid cpu_shares={shares}: must be positive")
-        out.append(Setting("cpu", "cpu.shares", str(shares)))  # the kernel clamps to 2..262144
-    if limits.pids_limit is not None:
-        pids = check_int("pids_limit", limits.pids_limit)
-        out.append(Setting("pids", "pids.max", str(pids) if pids > 0 else "max"))
-    if limits.cpuset_cpus:
-        out.append(Setting("cpuset", "cpuset.cpus", check_cpuset(limits.cpuset_cpus)))
-    return out
+    # cpu.shares: the kernel clamps to 2..262144
+    return out + common_settings(limits, lambda n: Setting("cpu", "cpu.shares", str(n)))
 
 
 class CgroupsV1(TreeCgroups):

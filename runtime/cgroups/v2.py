@@ -13,8 +13,8 @@ from .base import (
     CgroupFS,
     Setting,
     TreeCgroups,
-    check_cpuset,
     check_int,
+    common_settings,
     cpu_quota_us,
     read_keyed,
     read_tokens,
@@ -43,17 +43,7 @@ def v2_settings(limits: Limits) -> list[Setting]:
         nano = check_int("nano_cpus", limits.nano_cpus)
         quota = str(cpu_quota_us(nano)) if nano > 0 else "max"
         out.append(Setting("cpu", "cpu.max", f"{quota} {CPU_PERIOD_US}"))
-    if limits.cpu_shares:
-        shares = check_int("cpu_shares", limits.cpu_shares)
-        if shares < 0:
-            raise CgroupError(f"invalid cpu_shares={shares}: must be positive")
-        out.append(Setting("cpu", "cpu.weight", str(shares_to_weight(shares))))
-    if limits.pids_limit is not None:
-        pids = check_int("pids_limit", limits.pids_limit)
-        out.append(Setting("pids", "pids.max", str(pids) if pids > 0 else "max"))
-    if limits.cpuset_cpus:
-        out.append(Setting("cpuset", "cpuset.cpus", check_cpuset(limits.cpuset_cpus)))
-    return out
+    return out + common_settings(limits, lambda n: Setting("cpu", "cpu.weight", str(shares_to_weight(n))))
 
 
 class CgroupsV2(TreeCgroups):
