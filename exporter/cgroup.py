@@ -136,6 +136,28 @@ def read_procs(path: str) -> list[int]:
     return [int(x) for x in fsread.read_bytes(path).split()]
 
 
+class TreeMembership:
+    """The part of a reader that is the same on v1 and v2: which cgroups exist, since when, and
+    their processes, all from one directory tree (`membership_root`)."""
+
+    membership_root: str
+
+    def walk(self) -> Iterator[str]:
+        return walk_tree(self.membership_root)
+
+    def exists(self, cg: str) -> bool:
+        return os.path.isdir(join(self.membership_root, cg))
+
+    def created(self, cg: str) -> float | None:
+        try:
+            return os.stat(join(self.membership_root, cg)).st_ctime
+        except OSError:
+            return None
+
+    def procs(self, cg: str) -> list[int]:
+        return read_procs(join(self.membership_root, cg) + "/cgroup.procs")
+
+
 def parse_pressure(path: str) -> Pressure:
     """`some avg10=.. avg60=.. avg300=.. total=N` and `full ...` (PSI, Documentation/accounting/psi.rst)."""
     some = 0

@@ -7,7 +7,6 @@ when the same path exists there.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 from exporter import fsread
 from exporter.cgroup import (
@@ -17,10 +16,9 @@ from exporter.cgroup import (
     PidsStats,
     Pressure,
     SpecStats,
+    TreeMembership,
     join,
     parse_pressure,
-    read_procs,
-    walk_tree,
 )
 
 CONTROLLERS = ("cpu", "cpuacct", "memory", "blkio", "pids", "cpuset")
@@ -35,7 +33,7 @@ def _opt_int(path: str) -> int | None:
         return None
 
 
-class V1Reader:
+class V1Reader(TreeMembership):
     version = 1
 
     @staticmethod
@@ -66,26 +64,11 @@ class V1Reader:
         self._pids = dirs.get("pids", missing)
         self.controllers = sorted(dirs)
         # Discovery and membership come from one hierarchy; the runtime and Docker populate all of them.
-        self._primary = next((dirs[c] for c in ("cpuacct", "cpu", "memory", "pids") if c in dirs), missing)
+        self.membership_root = next((dirs[c] for c in ("cpuacct", "cpu", "memory", "pids") if c in dirs), missing)
         unified = os.path.join(root, "unified")
         self._unified = unified if os.path.exists(os.path.join(unified, "cgroup.procs")) else None
         self._psi_unified = self._unified is not None and os.path.exists(os.path.join(unified, "cpu.pressure"))
         self._psi_v1 = os.path.exists(os.path.join(self._cpu, "cpu.pressure"))  # kernel booted with psi=1
-
-    def walk(self) -> Iterator[str]:
-        return walk_tree(self._primary)
-
-    def exists(self, cg: str) -> bool:
-        return os.path.isdir(join(self._primary, cg))
-
-    def created(self, cg: str) -> float | None:
-        try:
-            return os.stat(join(self._primary, cg)).st_ctime
-        except OSError:
-            return None
-
-    def procs(self, cg: str) -> list[int]:
-        return read_procs(join(self._primary, cg) + "/cgroup.procs")
 
     def cpu(self, cg: str, per_cpu: bool) -> CpuStats:
         acct = join(self._cpuacct, cg)

@@ -7,7 +7,6 @@ back as None rather than as errors.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 
 from exporter import fsread
 from exporter.cgroup import (
@@ -17,10 +16,9 @@ from exporter.cgroup import (
     PidsStats,
     Pressure,
     SpecStats,
+    TreeMembership,
     join,
     parse_pressure,
-    read_procs,
-    walk_tree,
 )
 
 
@@ -36,27 +34,13 @@ def weight_to_shares(weight: int) -> int:
     return 2 + ((weight - 1) * 262142) // 9999
 
 
-class V2Reader:
+class V2Reader(TreeMembership):
     version = 2
 
     def __init__(self, root: str) -> None:
         self.root = root
+        self.membership_root = root
         self._psi = os.path.exists(os.path.join(root, "cpu.pressure"))
-
-    def walk(self) -> Iterator[str]:
-        return walk_tree(self.root)
-
-    def exists(self, cg: str) -> bool:
-        return os.path.isdir(join(self.root, cg))
-
-    def created(self, cg: str) -> float | None:
-        try:
-            return os.stat(join(self.root, cg)).st_ctime
-        except OSError:
-            return None
-
-    def procs(self, cg: str) -> list[int]:
-        return read_procs(join(self.root, cg) + "/cgroup.procs")
 
     def cpu(self, cg: str, per_cpu: bool) -> CpuStats:
         stat = fsread.read_flat_keyed(join(self.root, cg) + "/cpu.stat")
