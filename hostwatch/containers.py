@@ -82,6 +82,7 @@ class ContainerState:
     finished: str | None = None
     pid: int | None = None
     monitor_pid: int | None = None
+    boot_id: str = ""  # the kernel boot the container ran in: a "running" state from an earlier boot is stale
     status: str = "created"
     exit_code: int | None = None
     oom_killed: bool = False

@@ -15,7 +15,7 @@ from hostwatch.containers import ContainerState, parse_rfc3339
 from runtime import logs as logfile
 from runtime import network
 from runtime.cgroups import CgroupError, Cgroups
-from runtime.state import StateError, StateStore
+from runtime.state import StateError, StateStore, process_gone
 
 
 def _ago(seconds: float) -> str:
@@ -146,16 +146,6 @@ def _wait_exit(store: StateStore, cid: str, timeout: float) -> bool:
     return not _running(store, cid)
 
 
-def _process_gone(pid: int | None) -> bool:
-    if not pid:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (FileNotFoundError, IndexError):
-        return True
-
-
 def _signal(s: ContainerState, sig: int) -> None:
     if s.pid:
         try:
@@ -211,7 +201,7 @@ def rm(store: StateStore, cgroups: Cgroups, refs: list[str], force: bool) -> int
             cgroups.kill_all(s.cgroup, signal.SIGKILL)
             _wait_exit(store, s.id, 10)
         deadline = time.monotonic() + 5
-        while not _process_gone(s.monitor_pid) and time.monotonic() < deadline:
+        while not process_gone(s.monitor_pid) and time.monotonic() < deadline:
             time.sleep(0.02)
         remove_container(store, cgroups, store.load(s.id) if store.dir(s.id).exists() else s)
 

@@ -18,7 +18,7 @@ from runtime import init, logdrivers, network
 from runtime import namespaces as ns
 from runtime.cgroups import CgroupError, Cgroups
 from runtime.manage import remove_container
-from runtime.state import StateStore
+from runtime.state import StateStore, boot_id
 
 EXEC_FAILED_NOT_FOUND = 127
 EXEC_FAILED_NOT_EXECUTABLE = 126
@@ -175,6 +175,7 @@ class Monitor:
         st = self.state
         st.status = "running"
         st.started = rfc3339_nano()
+        st.boot_id = boot_id()
         self._save()
         self._status(f"started {pid}")
         driver = logdrivers.create(st.log_driver, logdrivers.LogInfo(

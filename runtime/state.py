@@ -10,11 +10,33 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from hostwatch.containers import DEFAULT_STATE_ROOT, ContainerState, read_hostwatch_state
+from hostwatch.containers import DEFAULT_STATE_ROOT, ContainerState, read_hostwatch_state, rfc3339_nano
 
 
 class StateError(Exception):
     pass
+
+
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+UNKNOWN_EXIT = 255
+
+
+def boot_id() -> str:
+    try:
+        with open(BOOT_ID_PATH) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def process_gone(pid: int | None) -> bool:
+    if not pid:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, IndexError):
+        return True
 
 
 class StateStore:
@@ -65,12 +87,31 @@ class StateStore:
 
         try:
             with open(self.dir(cid) / "config.json") as f:
-                return ContainerState.from_dict(json.load(f))
+                return self.reconcile(ContainerState.from_dict(json.load(f)))
         except FileNotFoundError:
             raise StateError(f"No such container: {cid}") from None
 
     def list(self) -> list[ContainerState]:
-        return read_hostwatch_state(self.root)
+        return [self.reconcile(s) for s in read_hostwatch_state(self.root)]
+
+    def reconcile(self, state: ContainerState) -> ContainerState:
+        """A "running" container whose monitor and PID 1 are gone (monitor killed, host rebooted)
+        is recorded as exited with Docker's unknown exit code, instead of running forever in `ps`."""
+        if state.status != "running":
+            return state
+        rebooted = bool(state.boot_id) and state.boot_id != boot_id()
+        if not rebooted and not (process_gone(state.monitor_pid) and process_gone(state.pid)):
+            return state
+        state.status = "exited"
+        state.exit_code = UNKNOWN_EXIT
+        state.error = "the container's monitor is gone (host rebooted or monitor killed)"
+        state.finished = rfc3339_nano()
+        state.pid = None
+        try:
+            self.save(state)
+        except FileNotFoundError:
+            pass  # removed meanwhile
+        return state
 
     def resolve(self, ref: str) -> ContainerState:
         """Find a container by exact name, full id or unique id prefix, like Docker."""
