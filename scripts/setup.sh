@@ -26,7 +26,9 @@ if [ -n "$missing" ]; then
 fi
 
 stamp=".venv/.installed$extra"
-if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+fresh() { [ -f "$1" ] && [ ! pyproject.toml -nt "$1" ]; }
+# the test install is a superset of the plain one
+if [ ! -x .venv/bin/python ] || ! { fresh "$stamp" || { [ -z "$extra" ] && fresh ".venv/.installed[test]"; }; }; then
   echo "setup: installing hostwatch$extra into .venv"
   python3 -m venv .venv
   log=.venv/pip-install.log
