@@ -178,7 +178,7 @@ class UnsupportedHierarchy(RuntimeError):
     pass
 
 
-def open_reader(cgroup_root: str = "/sys/fs/cgroup") -> CgroupReader:
+def open_reader(cgroup_root: str = "/sys/fs/cgroup", proc_root: str = "/proc") -> CgroupReader:
     """v2 when the root is a cgroup2 mount (it has cgroup.controllers); v1 (hybrid or legacy) when it
     holds per-controller hierarchies. Chosen once; nothing else in the exporter branches on version."""
     from exporter.cgroup_v1 import V1Reader
@@ -186,7 +186,7 @@ def open_reader(cgroup_root: str = "/sys/fs/cgroup") -> CgroupReader:
 
     root = cgroup_root.rstrip("/") or "/"
     if os.path.exists(os.path.join(root, "cgroup.controllers")):
-        return V2Reader(root)
+        return V2Reader(root, proc_root)
     if any(os.path.isdir(os.path.join(root, c)) for c in V1Reader.controller_dirs(root)):
         return V1Reader(root)
     raise UnsupportedHierarchy(f"{root}: neither a cgroup2 mount nor cgroup v1 hierarchies")

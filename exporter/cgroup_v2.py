@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from exporter import fsread
+from exporter import fsread, procfs
 from exporter.cgroup import (
     CpuStats,
     IoCounters,
@@ -37,8 +37,9 @@ def weight_to_shares(weight: int) -> int:
 class V2Reader(TreeMembership):
     version = 2
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, proc_root: str = "/proc") -> None:
         self.root = root
+        self.proc_root = proc_root
         self.membership_root = root
         self._psi = os.path.exists(os.path.join(root, "cpu.pressure"))
 
@@ -60,19 +61,25 @@ class V2Reader(TreeMembership):
     def memory(self, cg: str) -> MemoryStats:
         base = join(self.root, cg)
         stat = fsread.read_flat_keyed(base + "/memory.stat")
+        swap: int | None
         if cg == "/":
-            usage = None
+            # The root has no memory.current/memory.swap.current: like cAdvisor (runc's
+            # rootStatsFromMeminfo), usage is MemTotal - MemFree and swap SwapTotal - SwapFree.
+            info = procfs.meminfo(self.proc_root)
+            usage = info["MemTotal"] - info["MemFree"]
+            swap = info.get("SwapTotal", 0) - info.get("SwapFree", 0)
             events: dict[str, int] = {}
         else:
             usage = fsread.read_int(base + "/memory.current")
             events = fsread.read_flat_keyed(base + "/memory.events")
+            swap = _opt(fsread.read_int, base + "/memory.swap.current")
         return MemoryStats(
             usage=usage,
             working_set=None if usage is None else max(0, usage - stat.get("inactive_file", 0)),
             rss=stat.get("anon"),
             cache=stat.get("file"),
             mapped_file=stat.get("file_mapped"),
-            swap=_opt(fsread.read_int, base + "/memory.swap.current"),
+            swap=swap,
             max_usage=_opt(fsread.read_int, base + "/memory.peak"),  # kernel >= 5.19
             pgfault=stat.get("pgfault"),
             pgmajfault=stat.get("pgmajfault"),

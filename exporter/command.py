@@ -130,7 +130,7 @@ def run_stats(args: argparse.Namespace) -> int:
 
     try:
         config = config_from_args(args)
-        reader = open_reader(config.cgroup_root)
+        reader = open_reader(config.cgroup_root, config.proc_root)
     except (ValueError, UnsupportedHierarchy) as e:
         print(f"hostwatch stats: {e}", file=sys.stderr)
         return EXIT_CONFIG

@@ -28,7 +28,7 @@ log = logging.getLogger("hostwatch.exporter")
 class Exporter:
     def __init__(self, config: ExporterConfig, reader: CgroupReader | None = None) -> None:
         self.config = config
-        self.reader = reader or open_reader(config.cgroup_root)
+        self.reader = reader or open_reader(config.cgroup_root, config.proc_root)
         self.discovery = Discovery(
             self.reader,
             config.state_root,

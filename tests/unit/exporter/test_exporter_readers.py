@@ -96,9 +96,12 @@ def test_v2_values(fixtures: Path) -> None:
 
 
 def test_v2_root_and_missing(fixtures: Path) -> None:
-    r = open_reader(str(fixtures / "v2"))
+    r = open_reader(str(fixtures / "v2"), str(fixtures / "proc"))
     root = r.memory("/")
-    assert root.usage is None and root.rss == 1073741824  # no memory.current on the root
+    # no memory.current on the root: MemTotal - MemFree from the fixture's meminfo, as cAdvisor does
+    assert root.usage == (25165824 - 20000000) * 1024 and root.rss == 1073741824
+    assert root.working_set == root.usage - 268435456  # minus the root memory.stat's inactive_file
+    assert root.swap == 0
     assert r.spec("/").cpu_quota is None and r.oom_kills("/") is None
     old = "/system.slice/old-kernel.service"
     assert r.memory(old).max_usage is None  # no memory.peak before 5.19: optional
