@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import ProcessCollector
 from prometheus_client.metrics_core import Metric
@@ -20,7 +20,7 @@ from exporter.cgroup import CgroupReader, open_reader
 from exporter.collectors import GroupCollector, Scrape, build_collectors
 from exporter.config import ExporterConfig
 from exporter.discovery import Discovery
-from exporter.families import Family, render
+from exporter.families import Family, render, render_chunks
 
 log = logging.getLogger("hostwatch.exporter")
 
@@ -123,6 +123,9 @@ class Exporter:
 
     def render(self, openmetrics: bool = False) -> bytes:
         return render(self.collect(), openmetrics)
+
+    def render_chunks(self, openmetrics: bool = False) -> Iterator[bytes]:
+        return render_chunks(self.collect(), openmetrics)
 
     def registry(self) -> CollectorRegistry:
         """A private registry holding only this exporter (for prometheus_client's own tooling)."""

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import gzip
 import logging
+import zlib
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -53,9 +53,15 @@ def build_app(exporter: Exporter, web_config: WebConfig, executor: ThreadPoolExe
             resp.headers[k] = v
         return resp
 
-    def produce(openmetrics: bool, gz: bool) -> bytes:
-        body = exporter.render(openmetrics)
-        return gzip.compress(body, compresslevel=1) if gz else body
+    def produce(openmetrics: bool, gz: bool) -> bytearray:
+        """The body, compressed family by family when gzipped, so the peak is one family's text."""
+        body = bytearray()
+        z = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS) if gz else None  # gzip framing
+        for chunk in exporter.render_chunks(openmetrics):
+            body += z.compress(chunk) if z else chunk
+        if z:
+            body += z.flush()
+        return body
 
     async def metrics(request: web.Request) -> web.Response:
         openmetrics, content_type = negotiate(request.headers.get("Accept", ""))
