@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from exporter import procfs
-from exporter.cgroup import UnsupportedHierarchy, open_reader, parse_pressure
+from exporter import fsread, procfs
+from exporter.cgroup import UnsupportedHierarchy, open_reader, parse_pressure, walk_tree
 from exporter.cgroup_v1 import V1Reader
 from exporter.cgroup_v2 import V2Reader, weight_to_shares
 
@@ -141,3 +142,17 @@ def test_namespaces_fds_meminfo(fixtures: Path) -> None:
     assert procfs.meminfo(proc)["MemTotal"] == 25165824 * 1024
     assert procfs.cpu_count(proc) == 2 and procfs.boot_time(proc) == 1767225600
     assert procfs.host_pid(proc) == "1"
+
+
+def test_walk_order_and_leaves_are_not_opened(tmp_path: Path) -> None:
+    for d in ("a", "b/x", "b/y/z", "c"):
+        (tmp_path / d).mkdir(parents=True)
+        (tmp_path / d / "cgroup.procs").write_text("")
+    fsread.TRACE = []
+    try:
+        assert list(walk_tree(str(tmp_path))) == ["/", "/a", "/b", "/b/x", "/b/y", "/b/y/z", "/c"]
+        opened = [path[len(str(tmp_path)):] for op, path in fsread.TRACE if op == "scandir"]
+    finally:
+        fsread.TRACE = None
+    assert os.stat(tmp_path / "a").st_nlink == 2, "this test needs a filesystem that counts subdirectories"
+    assert opened == ["", "/b", "/b/y"]
