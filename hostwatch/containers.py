@@ -75,6 +75,7 @@ class ContainerState:
     log_driver: str = "json-file"
     log_opts: dict[str, str] = field(default_factory=dict)
     log_path: str = ""
+    log_cache_path: str = ""  # dual logging: the readable local copy kept beside journald/fluentd/gelf
     auto_remove: bool = False
     cgroup: str = ""
     created: str = ""

@@ -119,10 +119,11 @@ def _write(stream: str, data: bytes) -> None:
 
 def show_logs(store: StateStore, ref: str, follow: bool, tail: int | None) -> int:
     s = store.resolve(ref)
-    if s.log_driver != "json-file":
+    readable = s.log_path or s.log_cache_path  # json-file's own file, or the dual-logging cache
+    if not readable:
         print(f'Error: configured logging driver "{s.log_driver}" does not support reading', file=sys.stderr)
         return 1
-    path = Path(s.log_path)
+    path = Path(readable)
     for stream, data in logfile.read(path, tail):
         _write(stream, data)
     if follow and path.exists():

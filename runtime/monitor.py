@@ -181,7 +181,7 @@ class Monitor:
         driver = logdrivers.create(st.log_driver, logdrivers.LogInfo(
             container_id=st.id, container_name=st.name, image_name=st.image, image_id="",
             command=st.command, created=st.created, labels=st.labels, env=st.env,
-            log_path=st.log_path, opts=st.log_opts,
+            log_path=st.log_path, opts=st.log_opts, cache_path=st.log_cache_path,
         ))
         self._pump(p, driver)
         _, status = os.waitpid(pid, 0)

@@ -127,6 +127,7 @@ def build_state(o: RunOptions, store: StateStore, cid: str) -> ContainerState:
     log_opts = _pairs(o.log_opts, "--log-opt")
     try:
         logdrivers.validate(o.log_driver, log_opts)
+        cached = logdrivers.cache.parse_config(o.log_driver, logdrivers.cache.split_opts(log_opts)[1]) is not None
     except ValueError as e:
         raise UsageError(str(e)) from None
     env = []
@@ -151,6 +152,7 @@ def build_state(o: RunOptions, store: StateStore, cid: str) -> ContainerState:
         log_driver=o.log_driver,
         log_opts=log_opts,
         log_path=str(store.dir(cid) / f"{cid}-json.log") if o.log_driver == "json-file" else "",
+        log_cache_path=str(store.dir(cid) / "container-cached.log") if cached else "",
         auto_remove=o.auto_remove,
         cgroup=f"/{CGROUP_PARENT}/{cid}",
         created=rfc3339_nano(),

@@ -15,9 +15,10 @@ bytes, 1m by default, drained by a thread); json-file defaults to ``mode=blockin
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from . import fluentd, gelf, journald, jsonfile
+from . import cache, fluentd, gelf, journald, jsonfile
 from .base import DAEMON_NAME, LogDriver, LogInfo, LogMessage, NoneDriver
 from .copier import DEFAULT_MAX_LINE, Copier
 from .options import BufferConfig
@@ -48,6 +49,8 @@ _PARSERS: dict[str, Callable[[dict[str, str]], Any]] = {
 def _parse(driver: str, opts: dict[str, str]) -> Any:
     if driver not in DRIVERS:
         raise ValueError(f"unknown log driver {driver!r} (supported: {', '.join(DRIVERS)})")
+    opts, cache_opts = cache.split_opts(opts)
+    cache.parse_config(driver, cache_opts)
     if driver == "none":
         if opts:
             raise ValueError(f"log driver 'none' takes no log opts, got {', '.join(sorted(opts))}")
@@ -66,6 +69,13 @@ def create(driver: str, info: LogInfo) -> LogDriver:
     cfg = _parse(driver, info.opts)
     if cfg is None:
         return NoneDriver()
+    own_opts, cache_opts = cache.split_opts(info.opts)
+    info = replace(info, opts=own_opts)
+    return cache.with_cache(_create(driver, cfg, info), cache.parse_config(driver, cache_opts), info,
+                            info.cache_path)
+
+
+def _create(driver: str, cfg: Any, info: LogInfo) -> LogDriver:
     inner: Endpoint
     if driver == "json-file":
         inner = jsonfile.JSONFileDriver(cfg, info)

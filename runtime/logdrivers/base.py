@@ -44,6 +44,7 @@ class LogInfo:
     env: list[str] = field(default_factory=list)
     log_path: str = ""  # for json-file: <state_dir>/<id>-json.log
     opts: dict[str, str] = field(default_factory=dict)  # --log-opt k=v
+    cache_path: str = ""  # dual logging: where journald/fluentd/gelf keep a readable local copy
 
 
 class LogDriver(Protocol):

@@ -67,6 +67,9 @@ def test_fluentd_driver_sends_dockers_record_shape(hw: HW) -> None:
     assert isinstance(ts, int) and abs(ts - time.time()) < 60
     assert record == {"container_id": cid, "container_name": "/fl", "source": "stdout", "log": "one"}
     assert by_source["stderr"][2]["log"] == "two"
+    logs = hw("logs", "fl", check=True)  # read back from the dual-logging cache, as `docker logs` does
+    assert (logs.stdout, logs.stderr) == ("one\n", "two\n")
+    assert hw.inspect("fl")["LogPath"] == ""
 
 
 def test_gelf_driver_over_udp_chunks_and_compresses(hw: HW) -> None:
@@ -113,3 +116,9 @@ def test_unreachable_log_endpoint_never_blocks_the_container(hw: HW) -> None:
     doc = hw.inspect("lost")
     assert doc["State"]["Status"] == "exited"
     assert doc["HostwatchLogDropped"] > 0
+    # what fluentd never got is still on the host, in the local cache
+    assert hw("logs", "lost", check=True).stdout.split() == [f"line-{i}" for i in range(1, 20001)]
+    hw("run", "--name", "nocache", "--log-driver", "fluentd", "--log-opt", f"fluentd-address=127.0.0.1:{port}",
+       "--log-opt", "cache-disabled=true", "--", "true", check=True)
+    unreadable = hw("logs", "nocache")
+    assert unreadable.returncode == 1 and "does not support reading" in unreadable.stderr
