@@ -29,10 +29,12 @@ class NamedService:
     describe: str  # where users find it, printed once it runs
 
 
+BUSYBOX = "{busybox}"  # replaced by the rootfs `up` builds under its data dir
+
 DEMO_WORKLOADS = {
-    # name: (flags, command)
+    # name: (flags, command); the ticker runs in a busybox rootfs, the hog on the host's (it needs python)
     "demo-ticker": (
-        ["--cpus", "0.3", "--memory", "64m", "--label", "app=ticker"],
+        ["--cpus", "0.3", "--memory", "64m", "--label", "app=ticker", "--rootfs", BUSYBOX],
         ["sh", "-c", "n=0; while true; do n=$((n+1)); echo \"tick $n\"; i=0; "
          "while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 1; done"],
     ),
@@ -49,6 +51,7 @@ DEMO_WORKLOADS = {
 class Up:
     def __init__(self, data_dir: Path, services: list[NamedService]) -> None:
         self.state_root = data_dir / "containers"
+        self.images = data_dir / "images"
         self.env = dict(os.environ, HOSTWATCH_STATE_ROOT=str(self.state_root))
         self.services = services
         self.started_services: list[NamedService] = []
@@ -65,8 +68,12 @@ class Up:
         for svc in self.services:
             await svc.service.start()
             self.started_services.append(svc)
+        code, busybox, err = await self._hostwatch("rootfs", str(self.images / "busybox"))
+        if code != 0:
+            raise RuntimeError(f"could not build the busybox rootfs: {err.strip()}")
         for name, (flags, cmd) in DEMO_WORKLOADS.items():
             await self._hostwatch("rm", "-f", name)  # left over from a run that was killed hard
+            flags = [busybox.strip() if f == BUSYBOX else f for f in flags]
             code, _, err = await self._hostwatch("run", "-d", "--name", name, *flags, "--", *cmd)
             if code != 0:
                 raise RuntimeError(f"could not start {name}: {err.strip()}")

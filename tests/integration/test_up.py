@@ -40,6 +40,7 @@ def test_up_runs_demo_workloads_until_interrupted(tmp_path: Path) -> None:
         hog = hw("logs", "demo-hog", check=True)
         assert "hog holds 48 MiB" in hog.stdout and "hog heartbeat" in hog.stderr
         ids = [hw.inspect(n)["Id"] for n in ("demo-ticker", "demo-hog")]
+        assert [hw.inspect(n)["Config"]["Image"] for n in ("demo-ticker", "demo-hog")] == ["busybox", "host"]
         assert f"http://127.0.0.1:{port}/metrics" in banner
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
         samples = {(s.name, s.labels.get("name"), s.labels.get("id")): s.value
