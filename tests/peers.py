@@ -199,6 +199,20 @@ def http_get(url: str, timeout: float = 10) -> str:
         return str(r.read().decode())
 
 
+def wait_http(url: str, proc: subprocess.Popen[bytes], what: str, log_tail: Callable[[], str],
+              timeout: float = 15) -> None:
+    """Poll url until it answers; fail with the server's log tail if it exits or never answers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            http_get(url, timeout=1)
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{what} did not become ready (exit status {proc.poll()}): {log_tail()}")
+            time.sleep(0.1)
+
+
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM by PID, SIGKILL after 10 s."""
     if proc.poll() is None:
@@ -262,15 +276,7 @@ def prometheus(targets: Sequence[str], workdir: Path, job: str = "hostwatch",
              f"--web.listen-address=127.0.0.1:{port}"], stdout=out, stderr=subprocess.STDOUT)
     prom = Prometheus(f"http://127.0.0.1:{port}", proc.pid, log)
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                http_get(prom.url + "/-/ready", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"prometheus did not become ready (exit status {proc.poll()}): {prom.log_tail()}")
-                time.sleep(0.1)
+        wait_http(prom.url + "/-/ready", proc, "prometheus", prom.log_tail)
         yield prom
     finally:
         stop_process(proc)

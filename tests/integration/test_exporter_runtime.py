@@ -24,7 +24,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hostwatch_cli import HW
-from peers import Prometheus, free_port, http_get, prometheus, stop_process
+from peers import Prometheus, free_port, http_get, prometheus, stop_process, wait_http
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -92,15 +92,7 @@ def exporter(hw: HW, workdir: Path) -> Iterator[str]:
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                http_get(url + "/healthz", timeout=1)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"exporter did not start (exit status {proc.poll()}): {log.read_text()[-2000:]}")
-                time.sleep(0.1)
+        wait_http(url + "/healthz", proc, "exporter", lambda: log.read_text()[-2000:])
         yield url
     finally:
         stop_process(proc)
