@@ -24,11 +24,21 @@ def build_parser() -> Parser:
     parser = Parser(prog="hostwatch", description=(
         "Observability and log pipeline for container hosts: cAdvisor-compatible metrics, "
         "log shipping, alerting, and a minimal container runtime."))
+    parser.add_argument("--version", action="version", version=f"hostwatch {_version()}")
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
     _register_up(sub)
     runtime_command.register(sub)
     _register_optional(sub)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hostwatch")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _register_up(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -29,3 +29,4 @@ def test_parse_cpuset() -> None:
     assert parse_cpuset("0-2,4") == "0-2,4"
     with pytest.raises(ValueError):
         parse_cpuset("0-")
+
