@@ -209,3 +209,12 @@ def test_env_labels_and_host_network(hw: HW, busybox_rootfs: Path) -> None:
     assert "GREETING=hello world" in doc["Config"]["Env"]
     assert doc["Config"]["Labels"] == {"team": "core"}
     assert doc["HostConfig"]["NetworkMode"] == "host"
+
+
+def test_pids_limit_and_cpuset_are_enforced(hw: HW, busybox_rootfs: Path) -> None:
+    forks = hw("run", "--rm", "--pids-limit", "4", "--rootfs", str(busybox_rootfs), "--", "sh", "-c",
+               "for i in 1 2 3 4 5 6 7 8; do sleep 2 & done; wait")
+    assert "can't fork" in forks.stderr or "Resource temporarily unavailable" in forks.stderr, forks.stderr
+    pinned = hw("run", "--rm", "--cpuset-cpus", "0", "--rootfs", str(busybox_rootfs), "--", "grep",
+                "Cpus_allowed_list", "/proc/self/status", check=True)
+    assert pinned.stdout.split() == ["Cpus_allowed_list:", "0"]
