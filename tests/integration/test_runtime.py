@@ -218,3 +218,13 @@ def test_pids_limit_and_cpuset_are_enforced(hw: HW, busybox_rootfs: Path) -> Non
     pinned = hw("run", "--rm", "--cpuset-cpus", "0", "--rootfs", str(busybox_rootfs), "--", "grep",
                 "Cpus_allowed_list", "/proc/self/status", check=True)
     assert pinned.stdout.split() == ["Cpus_allowed_list:", "0"]
+
+
+def test_five_namespaces_differ_from_the_hosts(hw: HW, busybox_rootfs: Path) -> None:
+    kinds = ("pid", "mnt", "uts", "ipc", "net")
+    proc = hw("run", "--rm", "--rootfs", str(busybox_rootfs), "--", "sh", "-c",
+              "for n in " + " ".join(kinds) + "; do readlink /proc/self/ns/$n; done", check=True)
+    inside = proc.stdout.split()
+    host = [os.readlink(f"/proc/self/ns/{k}") for k in kinds]
+    assert [i.split(":")[0] for i in inside] == list(kinds)
+    assert all(a != b for a, b in zip(inside, host, strict=True)), (inside, host)
