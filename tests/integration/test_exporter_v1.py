@@ -93,7 +93,8 @@ def test_values_within_tolerance(workload: tuple[CgroupSandbox, str, str], expor
     cpu = "container_cpu_usage_seconds_total"
     used = sum(pick(second, cpu, f'id="{burner}"')) - sum(pick(first, cpu, f'id="{burner}"'))
     assert len(pick(second, cpu, f'id="{burner}"')) == os.cpu_count()  # per-CPU on v1
-    assert 0.4 <= used / elapsed <= 0.6, used / elapsed
+    cores = used / elapsed  # the burner's CPU share under its 0.5-core quota, not a speed
+    assert 0.4 <= cores <= 0.6, cores
     assert pick(second, "container_spec_cpu_quota", f'id="{burner}"') == [50000]
     assert pick(second, "container_spec_cpu_period", f'id="{burner}"') == [100000]
     assert pick(second, "container_cpu_cfs_throttled_periods_total", f'id="{burner}"')[0] > 0
