@@ -3,6 +3,6 @@
 readers (exporter.cgroup, cgroup_v1, cgroup_v2, procfs) -> discovery -> collectors (one per metric
 group) -> Exporter (exporter.scrape) -> aiohttp server (exporter.server). CLI: exporter.command.
 
-Import what you need from its module (exporter.server.start_exporter, exporter.scrape.Exporter, ...):
+Import what you need from its module (exporter.server.ExporterService, exporter.scrape.Exporter, ...):
 this package imports nothing at import time, so the CLI stays fast to start.
 """

@@ -146,10 +146,3 @@ class ExporterService:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-
-async def start_exporter(config: ExporterConfig) -> ExporterService:
-    """For `hostwatch up`: start serving on the running loop; call `await service.stop()` to end."""
-    service = ExporterService(config)
-    await service.start()
-    return service

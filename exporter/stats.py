@@ -110,20 +110,23 @@ def to_row(prev: Sample | None, cur: Sample, machine_memory: int) -> Row:
     )
 
 
+def _human_size(n: float, base: int, units: tuple[str, ...], digits: int) -> str:
+    """Docker's go-units sizes: bytes as an integer, larger units to `digits` significant digits."""
+    if abs(n) < base:
+        return f"{int(n)}B"
+    for unit in units:
+        n /= base
+        if abs(n) < base or unit == units[-1]:
+            return f"{n:.{digits}g}{unit}"
+    raise AssertionError("unreachable")
+
+
 def binary_size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.4g}{unit}" if unit != "B" else f"{int(n)}B"
-        n /= 1024
-    return f"{n}B"
+    return _human_size(n, 1024, ("KiB", "MiB", "GiB", "TiB"), 4)
 
 
 def decimal_size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.3g}{unit}" if unit != "B" else f"{int(n)}B"
-        n /= 1000
-    return f"{n}B"
+    return _human_size(n, 1000, ("kB", "MB", "GB", "TB"), 3)
 
 
 def docker_fields(r: Row) -> dict[str, str]:
