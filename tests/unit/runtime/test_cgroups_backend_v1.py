@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,15 +33,6 @@ def kernel(tmp_path: Path) -> SimulatedV1:
 @pytest.fixture
 def cg(kernel: SimulatedV1) -> CgroupsV1:
     return CgroupsV1(kernel.mounts, fs=kernel)
-
-
-@pytest.fixture
-def sleeper() -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(["sleep", "30"])
-    yield proc
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(timeout=5)
 
 
 def test_create_makes_the_cgroup_in_every_hierarchy_and_writes_limits(cg: CgroupsV1, kernel: SimulatedV1) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,15 +33,6 @@ def root(tmp_path: Path) -> Path:
 @pytest.fixture
 def cg(root: Path) -> CgroupsV2:
     return CgroupsV2(root, fs=make_v2_tree(root))
-
-
-@pytest.fixture
-def sleeper() -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(["sleep", "30"])
-    yield proc
-    if proc.poll() is None:
-        proc.kill()
-    proc.wait(timeout=5)
 
 
 def test_create_delegates_controllers_down_to_the_parent_and_writes_limits(cg: CgroupsV2, root: Path) -> None:
