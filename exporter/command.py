@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
@@ -18,19 +17,15 @@ from exporter.config import (
     ExporterConfig,
 )
 from exporter.groups import GROUPS, parse_groups
-from hostwatch.containers import DEFAULT_DOCKER_ROOT, DEFAULT_STATE_ROOT
+from hostwatch.core.paths import DOCKER_CONTAINERS, ENV_STATE_ROOT, STATE_ROOT, state_root
 
 EXIT_CONFIG = 2
 
 
-def _default_state_root() -> str:
-    return os.environ.get("HOSTWATCH_STATE_ROOT", str(DEFAULT_STATE_ROOT))
-
-
 def _add_roots(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state-root", default=None,
-                   help=f"bundled runtime state (default $HOSTWATCH_STATE_ROOT or {DEFAULT_STATE_ROOT})")
-    p.add_argument("--docker-root", default=str(DEFAULT_DOCKER_ROOT),
+                   help=f"bundled runtime state (default ${ENV_STATE_ROOT} or {STATE_ROOT})")
+    p.add_argument("--docker-root", default=str(DOCKER_CONTAINERS),
                    help="Docker containers dir, read-only (default %(default)s)")
     p.add_argument("--cgroup-root", default=DEFAULT_CGROUP_ROOT, help="cgroup mount root (default %(default)s)")
     p.add_argument("--proc-root", default=DEFAULT_PROC_ROOT, help="procfs root (default %(default)s)")
@@ -80,7 +75,7 @@ def config_from_args(args: argparse.Namespace) -> ExporterConfig:
         listen_address=getattr(args, "listen_address", DEFAULT_LISTEN_ADDRESS),
         web_config_file=Path(web) if web else None,
         disabled_metrics=parse_groups(getattr(args, "disable_metrics", "")),
-        state_root=Path(args.state_root or _default_state_root()),
+        state_root=Path(args.state_root) if args.state_root else state_root(),
         docker_root=Path(args.docker_root),
         cgroup_root=args.cgroup_root,
         proc_root=args.proc_root,

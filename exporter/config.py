@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.groups import parse_groups
-from hostwatch.containers import DEFAULT_DOCKER_ROOT, DEFAULT_STATE_ROOT
+from hostwatch.core.paths import DOCKER_CONTAINERS, STATE_ROOT
 
 DEFAULT_LISTEN_ADDRESS = ":9100"
 DEFAULT_CGROUP_ROOT = "/sys/fs/cgroup"
@@ -34,8 +34,8 @@ class ExporterConfig:
     listen_address: str = DEFAULT_LISTEN_ADDRESS
     web_config_file: Path | None = None
     disabled_metrics: frozenset[str] = frozenset()
-    state_root: Path = DEFAULT_STATE_ROOT
-    docker_root: Path = DEFAULT_DOCKER_ROOT
+    state_root: Path = STATE_ROOT
+    docker_root: Path = DOCKER_CONTAINERS
     cgroup_root: str = DEFAULT_CGROUP_ROOT
     proc_root: str = DEFAULT_PROC_ROOT
     sys_root: str = DEFAULT_SYS_ROOT

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from exporter.cgroup import CgroupReader
 from exporter.families import LabelSet, sanitize_label_name
-from hostwatch.containers import ContainerRef, list_containers
+from hostwatch.core.containers import ContainerRef, list_containers
 
 
 @dataclass(slots=True)

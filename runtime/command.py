@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 from pathlib import Path
@@ -11,11 +10,12 @@ from pathlib import Path
 # Each verb imports what it needs when it runs: `hostwatch ps` should not pay for the log drivers.
 LOG_DRIVERS = ("json-file", "journald", "fluentd", "gelf", "none")  # runtime.logdrivers.DRIVERS, tested equal
 NET_MODES = ("none", "host", "bridge")  # runtime.network.MODES, tested equal
-DEFAULT_STATE_ROOT = "/var/lib/hostwatch/containers"  # hostwatch.containers.DEFAULT_STATE_ROOT, tested equal
 
 
 def state_root() -> Path:
-    return Path(os.environ.get("HOSTWATCH_STATE_ROOT", DEFAULT_STATE_ROOT))
+    from hostwatch.core.paths import state_root as root
+
+    return root()
 
 
 def _store():  # type: ignore[no-untyped-def]

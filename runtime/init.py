@@ -6,7 +6,7 @@ import os
 import socket
 from pathlib import Path
 
-from hostwatch.containers import ContainerState
+from hostwatch.core.containers import ContainerState
 from runtime import namespaces as ns
 from runtime.network import bring_up_loopback
 

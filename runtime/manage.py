@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hostwatch.containers import ContainerState, parse_rfc3339
+from hostwatch.core.containers import ContainerState
+from hostwatch.core.timefmt import parse_rfc3339
 from runtime import logs as logfile
 from runtime import network
 from runtime.cgroups import CgroupError, Cgroups

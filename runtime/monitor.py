@@ -13,7 +13,8 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from hostwatch.containers import ContainerState, rfc3339_nano
+from hostwatch.core.containers import ContainerState
+from hostwatch.core.timefmt import rfc3339_nano
 from runtime import init, logdrivers, network
 from runtime import namespaces as ns
 from runtime.cgroups import CgroupError, Cgroups

@@ -14,6 +14,8 @@ import struct
 import subprocess
 from pathlib import Path
 
+from hostwatch.core.paths import ENV_BRIDGE_SUBNET, run_dir
+
 NETNS = "hostwatch"
 BRIDGE = "hw0"
 DEFAULT_SUBNET = "10.88.0.0/16"
@@ -29,7 +31,7 @@ class NetworkError(Exception):
 
 
 def subnet() -> ipaddress.IPv4Network:
-    text = os.environ.get("HOSTWATCH_BRIDGE_SUBNET", DEFAULT_SUBNET)
+    text = os.environ.get(ENV_BRIDGE_SUBNET, DEFAULT_SUBNET)
     try:
         net = ipaddress.IPv4Network(text)
     except ValueError as e:
@@ -40,7 +42,7 @@ def subnet() -> ipaddress.IPv4Network:
 
 
 def _lease_dir() -> Path:
-    return Path(os.environ.get("HOSTWATCH_RUN_DIR", "/run/hostwatch")) / "ipam"
+    return run_dir() / "ipam"
 
 
 def allocate_ip(owner: Path) -> str:

@@ -10,8 +10,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hostwatch.containers import CGROUP_PARENT, ContainerState, Limits, rfc3339_nano
-from hostwatch.units import parse_cpus, parse_cpuset, parse_size
+from hostwatch.core.containers import ContainerState, Limits
+from hostwatch.core.paths import CGROUP_PARENT
+from hostwatch.core.timefmt import rfc3339_nano
+from hostwatch.core.units import parse_cpus, parse_cpuset, parse_size
 from runtime import logdrivers, monitor, network
 from runtime.cgroups import CgroupError, Cgroups
 from runtime.state import StateError, StateStore

@@ -10,7 +10,9 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from hostwatch.containers import DEFAULT_STATE_ROOT, ContainerState, read_hostwatch_state, rfc3339_nano
+from hostwatch.core.containers import ContainerState, read_hostwatch_state
+from hostwatch.core.paths import STATE_ROOT
+from hostwatch.core.timefmt import rfc3339_nano
 
 
 class StateError(Exception):
@@ -40,7 +42,7 @@ def process_gone(pid: int | None) -> bool:
 
 
 class StateStore:
-    def __init__(self, root: Path = DEFAULT_STATE_ROOT) -> None:
+    def __init__(self, root: Path = STATE_ROOT) -> None:
         self.root = root
 
     def dir(self, cid: str) -> Path:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hostwatch.containers import Limits
+from hostwatch.core.containers import Limits
 
 REMOVE_TIMEOUT = 2.0  # seconds remove() waits for killed processes to leave the cgroup
 POLL_INTERVAL = 0.02

@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from hostwatch.containers import Limits
+from hostwatch.core.containers import Limits
 
 from .base import (
     CPU_PERIOD_US,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from hostwatch.containers import Limits
+from hostwatch.core.containers import Limits
 
 from .base import (
     CPU_PERIOD_US,

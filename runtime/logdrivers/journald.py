@@ -22,7 +22,7 @@ import struct
 import threading
 from dataclasses import dataclass
 
-from hostwatch.containers import rfc3339_nano
+from hostwatch.core.timefmt import rfc3339_nano
 
 from .base import LogInfo, LogMessage
 from .copier import random_id

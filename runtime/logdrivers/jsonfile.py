@@ -15,7 +15,7 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from hostwatch.containers import rfc3339_nano
+from hostwatch.core.timefmt import rfc3339_nano
 
 from .base import LogInfo, LogMessage
 from .compression import gzip_bytes

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hostwatch.containers import Limits
+from hostwatch.core.containers import Limits
 from runtime.cgroups import CgroupError, Cgroups, CgroupsV1, detect
 
 pytestmark = pytest.mark.integration

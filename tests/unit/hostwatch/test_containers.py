@@ -1,7 +1,8 @@
 import json
 from pathlib import Path
 
-from hostwatch.containers import ContainerState, Limits, list_containers, parse_rfc3339, rfc3339_nano
+from hostwatch.core.containers import ContainerState, Limits, list_containers
+from hostwatch.core.timefmt import parse_rfc3339, rfc3339_nano
 
 
 def test_rfc3339_nano_trims_trailing_zeros_like_go() -> None:

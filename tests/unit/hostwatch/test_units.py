@@ -1,6 +1,6 @@
 import pytest
 
-from hostwatch.units import parse_cpus, parse_cpuset, parse_size
+from hostwatch.core.units import parse_cpus, parse_cpuset, parse_size
 
 
 @pytest.mark.parametrize(("text", "expected"), [

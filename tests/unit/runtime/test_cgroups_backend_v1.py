@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hostwatch.containers import Limits
+from hostwatch.core.containers import Limits
 from runtime.cgroups import CgroupError, CgroupsV1, v1
 from runtime.cgroups.testing import UNLIMITED_V1, SimulatedV1, make_v1_tree
 from runtime.cgroups.v1 import v1_settings

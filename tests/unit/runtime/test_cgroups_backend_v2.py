@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hostwatch.containers import Limits
+from hostwatch.core.containers import Limits
 from runtime.cgroups import CgroupError, CgroupsV2
 from runtime.cgroups.testing import SimulatedV2, make_v2_tree
 from runtime.cgroups.v2 import shares_to_weight, v2_settings

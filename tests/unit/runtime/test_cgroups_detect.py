@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hostwatch.containers import Limits
+from hostwatch.core.containers import Limits
 from runtime.cgroups import CgroupError, CgroupsV1, CgroupsV2, detect
 from runtime.cgroups.mountinfo import is_cgroup2_mount, parse_mountinfo, v1_controller_mounts
 from runtime.cgroups.testing import make_v1_tree, make_v2_tree, v1_mountinfo, v2_mountinfo

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from hostwatch.containers import ContainerState
+from hostwatch.core.containers import ContainerState
 from runtime.run import RunOptions, UsageError, build_state
 from runtime.state import StateError, StateStore
 
@@ -67,9 +67,7 @@ def test_names_are_unique_and_resolvable(tmp_path: Path) -> None:
 
 
 def test_cli_constants_match_their_sources() -> None:
-    from hostwatch.containers import DEFAULT_STATE_ROOT
     from runtime import command, logdrivers, network
 
     assert command.LOG_DRIVERS == logdrivers.DRIVERS
     assert command.NET_MODES == network.MODES
-    assert command.DEFAULT_STATE_ROOT == str(DEFAULT_STATE_ROOT)

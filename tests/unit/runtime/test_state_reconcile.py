@@ -1,7 +1,7 @@
 import subprocess
 from pathlib import Path
 
-from hostwatch.containers import ContainerState
+from hostwatch.core.containers import ContainerState
 from runtime import state as state_mod
 from runtime.state import UNKNOWN_EXIT, StateStore
 

@@ -8,44 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-DEFAULT_STATE_ROOT = Path("/var/lib/hostwatch/containers")
-DEFAULT_DOCKER_ROOT = Path("/var/lib/docker/containers")
-CGROUP_PARENT = "hostwatch"
-
-
-def rfc3339_nano(ts: float | None = None, ns: int | None = None) -> str:
-    """Go's time.RFC3339Nano in UTC: fractional seconds with trailing zeros trimmed."""
-    if ns is None:
-        ns = time.time_ns() if ts is None else int(ts * 1e9)
-    secs, frac = divmod(ns, 1_000_000_000)
-    base = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    if frac:
-        base += "." + f"{frac:09d}".rstrip("0")
-    return base + "Z"
-
-
-def parse_rfc3339(value: str | None) -> float | None:
-    """Seconds since the epoch from an RFC3339(Nano) UTC string; None for empty or Go's zero time."""
-    if not value or value.startswith("0001-01-01"):
-        return None
-    body = value.rstrip("Z")
-    tz_offset = 0.0
-    for sign in ("+", "-"):
-        idx = body.rfind(sign)
-        if idx > 10:
-            hh, _, mm = body[idx + 1 :].partition(":")
-            tz_offset = (int(hh) * 3600 + int(mm or 0) * 60) * (1 if sign == "+" else -1)
-            body = body[:idx]
-            break
-    whole, _, frac = body.partition(".")
-    secs = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
-    return secs + (float("0." + frac) if frac else 0.0) - tz_offset
+from hostwatch.core.paths import CGROUP_PARENT, DOCKER_CONTAINERS, STATE_ROOT
+from hostwatch.core.timefmt import parse_rfc3339
 
 
 @dataclass
@@ -180,7 +148,7 @@ def _docker_ref(cid: str, data: dict[str, Any], docker_root: Path) -> ContainerR
 
 
 def list_containers(
-    state_root: Path = DEFAULT_STATE_ROOT, docker_root: Path = DEFAULT_DOCKER_ROOT
+    state_root: Path = STATE_ROOT, docker_root: Path = DOCKER_CONTAINERS
 ) -> list[ContainerRef]:
     """All known containers: the bundled runtime's, then Docker's (read-only) when present."""
     refs = [_hostwatch_ref(s) for s in read_hostwatch_state(state_root)]
