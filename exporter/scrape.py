@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from prometheus_client import ProcessCollector
 from prometheus_client.metrics_core import Metric
@@ -21,13 +21,17 @@ from exporter.collectors import GroupCollector, Scrape, build_collectors
 from exporter.config import ExporterConfig
 from exporter.discovery import Discovery
 from exporter.families import Family, render, render_chunks
+from hostwatch.core.telemetry import Collector
 
 log = logging.getLogger("hostwatch.exporter")
 
 
 class Exporter:
-    def __init__(self, config: ExporterConfig, reader: CgroupReader | None = None) -> None:
+    def __init__(self, config: ExporterConfig, reader: CgroupReader | None = None,
+                 telemetry: Sequence[Collector] = ()) -> None:
+        """`telemetry`: other components' collectors (the shipper's, ...) served on the same /metrics."""
         self.config = config
+        self.telemetry = list(telemetry)
         self.reader = reader or open_reader(config.cgroup_root, config.proc_root)
         self.discovery = Discovery(
             self.reader,
@@ -80,6 +84,8 @@ class Exporter:
             self.scrapes += 1
             if self_metrics:
                 out.extend(self._self_metrics(durations, time.perf_counter() - t0, len(targets)))
+                for component in self.telemetry:
+                    out.extend(component.collect())
             return out
 
     @staticmethod

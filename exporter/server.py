@@ -12,7 +12,7 @@ import base64
 import binascii
 import logging
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,6 +22,7 @@ from prometheus_client.exposition import choose_encoder
 from exporter.config import ExporterConfig, parse_listen_address
 from exporter.scrape import Exporter
 from exporter.webconfig import BasicAuth, WebConfig, load_web_config
+from hostwatch.core.telemetry import Collector
 
 log = logging.getLogger("hostwatch.exporter")
 
@@ -104,9 +105,11 @@ async def _authorized(request: web.Request, auth: BasicAuth, executor: ThreadPoo
 class ExporterService:
     """start()/stop() (or `async with`) the exporter's HTTP server on the running loop."""
 
-    def __init__(self, config: ExporterConfig, exporter: Exporter | None = None) -> None:
+    def __init__(self, config: ExporterConfig, exporter: Exporter | None = None,
+                 telemetry: Sequence[Collector] = ()) -> None:
         self.config = config
         self.exporter = exporter
+        self.telemetry = telemetry
         self.runner: web.AppRunner | None = None
         self._executor: ThreadPoolExecutor | None = None
 
@@ -115,7 +118,7 @@ class ExporterService:
         web_config = load_web_config(cfg.web_config_file) if cfg.web_config_file else WebConfig()
         host, port = parse_listen_address(cfg.listen_address)
         if self.exporter is None:
-            self.exporter = Exporter(cfg)
+            self.exporter = Exporter(cfg, telemetry=self.telemetry)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hostwatch-scrape")
         app = build_app(self.exporter, web_config, self._executor)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)

@@ -7,7 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-USAGE_ERROR = 125
+from hostwatch.core.config import EXIT_USAGE as USAGE_ERROR
+from hostwatch.core.paths import DATA_DIR
 
 
 class Parser(argparse.ArgumentParser):
@@ -42,10 +43,23 @@ def _version() -> str:
 
 
 def _register_up(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("up", help="run the main job: exporter on :9100 and demo workloads, until Ctrl-C")
-    p.add_argument("--data-dir", default="/var/lib/hostwatch", help="where state and data live (default %(default)s)")
+    from hostwatch.core.config import add_flags
+    from hostwatch.embedded import DEFAULT_ELASTICSEARCH_PORT, DEFAULT_KAFKA_PORT
+    from logshipper.config import ShipperConfig
+
+    p = sub.add_parser("up", help="run the main job: Kafka + Elasticsearch (embedded), exporter on :9100, log "
+                                  "shipper, demo workloads, until Ctrl-C",
+                       description="The main job on embedded defaults. Every `hostwatch ship` flag applies to "
+                                   "its shipper; --kafka.brokers uses an existing Kafka instead of noida-db.")
+    p.add_argument("--data-dir", default=str(DATA_DIR), help="where state and data live (default %(default)s)")
     p.add_argument("--web.listen-address", dest="listen_address", default=":9100",
-                   help="exporter address (default %(default)s)")
+                   help="exporter address, also serving every component's metrics (default %(default)s)")
+    p.add_argument("--embedded.kafka-port", dest="embedded_kafka_port", type=int, default=DEFAULT_KAFKA_PORT,
+                   help="port of the embedded Kafka (default %(default)s)")
+    p.add_argument("--embedded.elasticsearch-port", dest="embedded_es_port", type=int,
+                   default=DEFAULT_ELASTICSEARCH_PORT, help="port of the embedded Elasticsearch (default %(default)s)")
+    p.add_argument("--no-demo", dest="demo", action="store_false", help="do not start the demo workloads")
+    add_flags(p, ShipperConfig)
     p.set_defaults(func=_up)
 
 
@@ -54,19 +68,57 @@ def _up(a: argparse.Namespace) -> int:
 
     from exporter.config import ExporterConfig
     from exporter.server import ExporterService
+    from hostwatch.core.config import apply_flags, with_values
+    from hostwatch.core.paths import DOCKER_CONTAINERS
+    from hostwatch.core.telemetry import url_for
+    from hostwatch.embedded import EmbeddedNoida
     from hostwatch.up import NamedService, Up
+    from logshipper.config import ShipperConfig
+    from logshipper.pipeline import Shipper
 
     data_dir = Path(a.data_dir)
-    exporter = ExporterService(ExporterConfig(listen_address=a.listen_address, state_root=data_dir / "containers"))
-    host, _, port = a.listen_address.rpartition(":")
-    services = [NamedService("exporter", exporter, f"http://{host or 'localhost'}:{port}/metrics")]
-    return asyncio.run(Up(data_dir, services).run())
+    state_root = data_dir / "containers"
+    services: list[NamedService] = []
+    ship = with_values(ShipperConfig(), {
+        "state.dir": data_dir / "shipper",
+        "docker.logs_glob": [f"{state_root}/*/*-json.log*", f"{DOCKER_CONTAINERS}/*/*-json.log*"],
+    })
+    ship = apply_flags(ship, a)
+    if not ship.kafka.brokers:
+        noida = EmbeddedNoida(data_dir / "noida", a.embedded_kafka_port, a.embedded_es_port)
+        services.append(NamedService("kafka+elasticsearch", noida,
+                                     f"noida-db: Kafka {noida.bootstrap}, Elasticsearch {noida.elasticsearch_url}"))
+        ship = with_values(ship, {"kafka.brokers": noida.bootstrap})
+    shipper = Shipper(ship, state_root_dir=state_root)
+    services.append(NamedService("shipper", shipper, _describe_shipper(ship)))
+    exporter = ExporterService(ExporterConfig(listen_address=a.listen_address, state_root=state_root),
+                               telemetry=[shipper.metrics])
+    services.append(NamedService("exporter", exporter, url_for(a.listen_address, "/metrics")))
+    return asyncio.run(Up(data_dir, services, demo=a.demo).run())
+
+
+def _describe_shipper(ship: object) -> str:
+    from logshipper.config import ShipperConfig
+
+    assert isinstance(ship, ShipperConfig)
+    parts = [f"Kafka {','.join(ship.kafka.brokers)} topic {ship.kafka.topic}"]
+    if ship.forward.enabled:
+        parts.append(f"fluentd forward on {ship.forward.listen_address}")
+    if ship.gelf.enabled:
+        parts.append(f"gelf on udp+tcp {ship.gelf.listen_address}")
+    if ship.docker.enabled:
+        parts.append("tailing json-file logs")
+    if ship.journald.enabled:
+        parts.append("reading journald")
+    return "; ".join(parts)
 
 
 def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from exporter.command import register as register_exporter
+    from logshipper.command import register as register_ship
 
     register_exporter(sub)
+    register_ship(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

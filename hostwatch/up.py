@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from hostwatch.core.paths import ENV_STATE_ROOT
+
 
 class Service(Protocol):
     async def start(self) -> None: ...
@@ -49,10 +51,11 @@ DEMO_WORKLOADS = {
 
 
 class Up:
-    def __init__(self, data_dir: Path, services: list[NamedService]) -> None:
+    def __init__(self, data_dir: Path, services: list[NamedService], demo: bool = True) -> None:
+        self.demo = demo
         self.state_root = data_dir / "containers"
         self.images = data_dir / "images"
-        self.env = dict(os.environ, HOSTWATCH_STATE_ROOT=str(self.state_root))
+        self.env = dict(os.environ, **{ENV_STATE_ROOT: str(self.state_root)})
         self.services = services
         self.started_services: list[NamedService] = []
         self.started_containers: list[str] = []
@@ -68,6 +71,8 @@ class Up:
         for svc in self.services:
             await svc.service.start()
             self.started_services.append(svc)
+        if not self.demo:
+            return
         code, busybox, err = await self._hostwatch("rootfs", str(self.images / "busybox"))
         if code != 0:
             raise RuntimeError(f"could not build the busybox rootfs: {err.strip()}")
@@ -99,7 +104,7 @@ class Up:
             print(ps, end="")
             for svc in self.started_services:
                 print(f"{svc.name}: {svc.describe}")
-            print(f"state: {self.state_root} (HOSTWATCH_STATE_ROOT={self.state_root} hostwatch logs -f demo-ticker)")
+            print(f"state: {self.state_root} ({ENV_STATE_ROOT}={self.state_root} hostwatch logs -f demo-ticker)")
             print("Ctrl-C stops everything hostwatch up started.", flush=True)
             await stop.wait()
             return 0

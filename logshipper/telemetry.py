@@ -6,9 +6,10 @@ The agent's /metrics appends `exposition()`; every component counts through one 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.metrics_core import Metric
 
 PREFIX = "hostwatch_logshipper"
 
@@ -40,6 +41,12 @@ class ShipperMetrics:
     def on_collect(self, refresh: Callable[[], None]) -> None:
         """Run `refresh` (which sets gauges) before every exposition."""
         self._refreshers.append(refresh)
+
+    def collect(self) -> Iterator[Metric]:
+        """prometheus_client's collector protocol, so the agent's /metrics can include the shipper."""
+        for refresh in self._refreshers:
+            refresh()
+        yield from self.registry.collect()
 
     def exposition(self) -> bytes:
         for refresh in self._refreshers:

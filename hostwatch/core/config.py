@@ -220,3 +220,19 @@ def _replace(obj: Any, path: list[str], value: Any, where: str) -> Any:
         return dataclasses.replace(obj, **{name: new})
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: {e}") from None
+
+
+EXIT_USAGE = 125  # a bad flag, config file or value: like the Docker CLI, for every hostwatch command
+
+
+def load_config(cls: type[T], args: argparse.Namespace) -> T:
+    """The config a command runs with: `--config.file` (if given), then every flag given on top."""
+    path = getattr(args, "config_file", None)
+    config = load_file(cls, path) if path else cls()
+    return apply_flags(config, args)
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type) -> None:
+    parser.add_argument("--config.file", dest="config_file", default=None, metavar="FILE",
+                        help="YAML configuration; flags given as well override its keys")
+    add_flags(parser, cls)

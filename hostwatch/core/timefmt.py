@@ -21,7 +21,10 @@ def rfc3339_nano(ts: float | None = None, ns: int | None = None) -> str:
 def parse_rfc3339(value: str | None) -> float | None:
     """Seconds since the epoch from an RFC3339(Nano) string; None for empty or Go's zero time."""
     ns = parse_rfc3339_ns(value)
-    return None if ns is None else ns / 1e9
+    if ns is None:
+        return None
+    whole, frac = divmod(ns, 1_000_000_000)
+    return whole + frac / 1e9  # whole seconds exact, then the fraction (as float("0.<frac>") gives it)
 
 
 def parse_rfc3339_ns(value: str | None) -> int | None:
