@@ -116,9 +116,11 @@ def _describe_shipper(ship: object) -> str:
 def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from exporter.command import register as register_exporter
     from logshipper.command import register as register_ship
+    from logshipper.indexer.command import register as register_index
 
     register_exporter(sub)
     register_ship(sub)
+    register_index(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

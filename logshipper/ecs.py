@@ -1,7 +1,7 @@
 """The event shape in Kafka: one ECS JSON document per record (README "Log events").
 
 {"@timestamp": "2026-12-01T08:00:00.123456789Z", "message": "...",
- "event": {"id": "...", "created": "..."}, "input": {"type": "docker_json"}, "stream": "stdout",
+ "event": {"id": "...", "created": "...", "sequence": 1796112000123456789}, "input": {"type": "docker_json"}, "stream": "stdout",
  "log": {"level": "err", "file": {"path": "..."}, "offset": 1234},
  "container": {"id": "...", "name": "web", "image": {"name": "busybox"}, "labels": {"app": "web"}},
  "host": {"name": "node-1"}}
@@ -50,11 +50,16 @@ def _put(doc: dict[str, Any], dotted: str, value: Any) -> None:
     cur[parts[-1]] = value
 
 
-def document(event: LogEvent, host_name: str, created_ns: int | None = None) -> dict[str, Any]:
+def document(event: LogEvent, host_name: str, created_ns: int | None = None,
+             sequence: int | None = None) -> dict[str, Any]:
+    """`sequence` is ECS event.sequence: the shipper's increasing count, to order equal timestamps."""
+    ev: dict[str, Any] = {"id": event.event_id, "created": timestamp(created_ns or time.time_ns())}
+    if sequence is not None:
+        ev["sequence"] = sequence
     doc: dict[str, Any] = {
         "@timestamp": timestamp(event.time_ns),
         "message": event.message,
-        "event": {"id": event.event_id, "created": timestamp(created_ns or time.time_ns())},
+        "event": ev,
         "input": {"type": event.input_type},
         "host": {"name": host_name},
     }
@@ -86,5 +91,5 @@ def document(event: LogEvent, host_name: str, created_ns: int | None = None) -> 
     return doc
 
 
-def encode(event: LogEvent, host_name: str, created_ns: int | None = None) -> bytes:
-    return orjson.dumps(document(event, host_name, created_ns))
+def encode(event: LogEvent, host_name: str, created_ns: int | None = None, sequence: int | None = None) -> bytes:
+    return orjson.dumps(document(event, host_name, created_ns, sequence))

@@ -70,6 +70,7 @@ class Shipper:
         self.sink: KafkaSink | None = None
         self._started: list[Source] = []
         self._static_topic = "{" not in config.kafka.topic
+        self._sequence = 0  # event.sequence: increasing across this shipper's events
 
     async def start(self) -> None:
         cfg = self.config
@@ -129,12 +130,14 @@ class Shipper:
     def encode(self, events: list[LogEvent]) -> list[Record]:
         host = self.host_name
         created = time.time_ns()
+        seq = self._sequence = max(self._sequence, created)
+        self._sequence += len(events)
         template = self.config.kafka.topic
         static = self._static_topic
         encode = ecs.encode
         return [
             Record(template if static else topic_for(template, e.labels or {}),
                    e.container_id.encode() if e.container_id else None,
-                   encode(e, host, created))
-            for e in events
+                   encode(e, host, created, seq + i))
+            for i, e in enumerate(events)
         ]

@@ -1,0 +1,208 @@
+"""1,000,000 json-file lines -> Kafka: hostwatch ship next to rsyslog (imfile -> omkafka), same file,
+same broker (noida-db), same run. Prints lines/s end to end, CPU microseconds per line and peak RSS.
+
+    .venv/bin/python bench/shipper_throughput.py [--lines 1000000] [--only hostwatch|rsyslog]
+
+Needs Debian's rsyslog and rsyslog-kafka (scripts/setup.sh --test installs them). Debian's librdkafka
+2.0.2 fails against some brokers, so rsyslog runs with the librdkafka bundled in the confluent-kafka
+wheel first on its library path. The clock stops when the topic's end offsets reach the line count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import confluent_kafka
+from confluent_kafka import Consumer, TopicPartition
+
+ROOT = Path(__file__).resolve().parent.parent
+CID = "b" * 64
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def write_log(path: Path, n: int) -> int:
+    """Docker json-file lines, ~120 bytes each, with nanosecond times."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    base = 1796112000
+    with open(path, "w") as f:
+        chunk = []
+        for i in range(n):
+            sec, ns = divmod(i * 1000, 1_000_000_000)
+            t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(base + sec))
+            chunk.append(f'{{"log":"GET /api/items/{i} 200 {i % 997}ms user=u{i % 50} n={i:07d}\\n",'
+                         f'"stream":"stdout","time":"{t}.{ns:09d}Z"}}\n')
+            if len(chunk) == 10000:
+                f.write("".join(chunk))
+                chunk.clear()
+        f.write("".join(chunk))
+    return path.stat().st_size
+
+
+def topic_count(bootstrap: str, topic: str) -> int:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-count", "enable.auto.commit": False})
+    try:
+        md = c.list_topics(topic, timeout=5)
+        t = md.topics.get(topic)
+        if t is None or t.error is not None:
+            return 0
+        total = 0
+        for p in t.partitions:
+            lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
+            total += hi - lo
+        return total
+    finally:
+        c.close()
+
+
+def proc_cpu(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick  # utime + stime, all threads
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def measure(name: str, cmd: list[str], bootstrap: str, topic: str, n: int, env: dict[str, str] | None = None,
+            log: Path | None = None, timeout: float = 300.0) -> dict[str, float]:
+    out = open(log, "wb") if log else subprocess.DEVNULL
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        count, cpu, rss = 0, 0.0, 0.0
+        while time.monotonic() - t0 < timeout:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited {proc.returncode}; see {log}")
+            count = topic_count(bootstrap, topic)
+            cpu, rss = proc_cpu(proc.pid), peak_rss_mb(proc.pid)
+            if count >= n:
+                break
+            time.sleep(0.05)
+        elapsed = time.monotonic() - t0
+        if count < n:
+            raise RuntimeError(f"{name}: only {count} of {n} lines in Kafka after {timeout:g} s")
+        return {"seconds": elapsed, "lines_per_s": n / elapsed, "cpu_us_per_line": cpu / n * 1e6, "rss_mb": rss}
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if log:
+            out.close()  # type: ignore[union-attr]
+
+
+RSYSLOG_CONF = """
+global(workDirectory="{work}")
+module(load="imfile" mode="inotify")
+module(load="omkafka")
+template(name="raw" type="string" string="%msg%")
+input(type="imfile" File="{file}" Tag="bench" readMode="0" freshStartTail="off" MaxLinesAtOnce="0")
+action(type="omkafka" broker=["{bootstrap}"] topic="{topic}" template="raw" partitions.auto="on"
+       confParam=["compression.codec=lz4", "request.required.acks=-1", "queue.buffering.max.ms=5"])
+"""
+
+
+def rsyslog_env(work: Path) -> dict[str, str]:
+    """librdkafka from the confluent-kafka wheel under the soname rsyslog's omkafka links."""
+    libs = Path(confluent_kafka.__file__).parent.parent / "confluent_kafka.libs"
+    found = glob.glob(str(libs / "librdkafka-*.so.1"))
+    env = dict(os.environ)
+    if found:
+        d = work / "lib"
+        d.mkdir(exist_ok=True)
+        link = d / "librdkafka.so.1"
+        if not link.exists():
+            link.symlink_to(found[0])
+        for dep in libs.iterdir():
+            if not (d / dep.name).exists():
+                (d / dep.name).symlink_to(dep)
+        env["LD_LIBRARY_PATH"] = str(d)
+    return env
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lines", type=int, default=1_000_000)
+    ap.add_argument("--only", choices=("hostwatch", "rsyslog"), default=None, help="run one of the two")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="hw-shipbench-"))
+    kport, eport = free_port(), free_port()
+    noida = subprocess.Popen([str(Path(sys.executable).with_name("noida-db")), "start", "--data-dir",
+                              str(work / "noida"), "--host", "127.0.0.1", "--only", "kafka,elasticsearch",
+                              "--kafka-port", str(kport), "--elasticsearch-port", str(eport)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    bootstrap = f"127.0.0.1:{kport}"
+    results: dict[str, dict[str, float]] = {}
+    try:
+        wait_port(kport)
+        log = work / "containers" / CID / f"{CID}-json.log"
+        size = write_log(log, args.lines)
+        print(f"{args.lines} lines, {size / 1e6:.1f} MB, into noida-db at {bootstrap}", flush=True)
+        hw = [str(Path(sys.executable).with_name("hostwatch")), "ship", "--kafka.brokers", bootstrap,
+              "--kafka.topic", "bench-hostwatch", "--docker.logs-glob", str(log), "--state.dir", str(work / "hw"),
+              "--forward.enabled", "false", "--gelf.enabled", "false", "--web.listen-address", "127.0.0.1:0"]
+        if args.only != "rsyslog":
+            results["hostwatch"] = measure("hostwatch", hw, bootstrap, "bench-hostwatch", args.lines,
+                                           log=work / "hostwatch.log")
+        if args.only != "hostwatch":
+            rs = work / "rsyslog"
+            (rs / "work").mkdir(parents=True)
+            conf = rs / "rsyslog.conf"
+            conf.write_text(RSYSLOG_CONF.format(work=rs / "work", file=log, bootstrap=bootstrap,
+                                                topic="bench-rsyslog"))
+            cmd = [shutil.which("rsyslogd") or "/usr/sbin/rsyslogd", "-n", "-f", str(conf), "-i", str(rs / "pid")]
+            results["rsyslog"] = measure("rsyslog", cmd, bootstrap, "bench-rsyslog", args.lines,
+                                         env=rsyslog_env(rs), log=work / "rsyslog.log")
+    finally:
+        os.kill(noida.pid, signal.SIGTERM)
+        noida.wait(20)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"{'':10} {'lines/s':>10} {'CPU us/line':>12} {'peak RSS MB':>12} {'seconds':>8}")
+    for name, r in results.items():
+        print(f"{name:10} {r['lines_per_s']:>10.0f} {r['cpu_us_per_line']:>12.2f} {r['rss_mb']:>12.1f} "
+              f"{r['seconds']:>8.2f}")
+    if len(results) == 2:
+        h, r = results["hostwatch"], results["rsyslog"]
+        print(f"hostwatch / rsyslog: throughput {h['lines_per_s'] / r['lines_per_s']:.2f}x, "
+              f"CPU per line {h['cpu_us_per_line'] / r['cpu_us_per_line']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
