@@ -4,7 +4,7 @@ For N = 100, 500, 1000 hand-made cgroups, each with one sleeping process, prints
 p50/p99 (over HTTP, Prometheus 2.42's Accept header, gzip), exporter CPU seconds per scrape, CPU
 microseconds per series, series count, RSS; and in the same run Debian's node_exporter 1.5 CPU
 microseconds per series, and the raw-read floor: a tight os.open/os.read loop over exactly the files
-the exporter read for one scrape (recorded with exporter.fsread.TRACE), in this same Python.
+the exporter read for one scrape (recorded by wrapping exporter.readers.fsread), in this same Python.
 Also the exporter's idle CPU between scrapes. Prints figures; asserts nothing.
 
     python bench/exporter_scrape.py [--sizes 100,500,1000] [--scrapes 20]
@@ -13,6 +13,7 @@ Also the exporter's idle CPU between scrapes. Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import os
 import resource
@@ -25,13 +26,15 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from exporter import fsread  # noqa: E402
 from exporter.config import ExporterConfig  # noqa: E402
+from exporter.readers import fsread  # noqa: E402
 from exporter.scrape import Exporter  # noqa: E402
 from exporter.testing import CgroupSandbox  # noqa: E402
 
@@ -72,7 +75,7 @@ def wait_http(url: str, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"{proc.args} exited with {proc.returncode}")
+            raise SystemExit(f"{proc.args!r} exited with {proc.returncode}")
         try:
             urllib.request.urlopen(url, timeout=1).read()
             return
@@ -100,20 +103,64 @@ def measure(url: str, pid: int, scrapes: int) -> dict[str, float]:
     }
 
 
+# The fsread functions every scrape's file operations go through, and the op each records.
+_TRACED = {"read_bytes": "read", "listdir": "listdir", "readlink": "readlink", "scandir": "scandir"}
+
+
+@contextlib.contextmanager
+def traced_reads() -> Iterator[list[tuple[str, str]]]:
+    """Record (op, path) for every file operation the exporter's readers make meanwhile."""
+    ops: list[tuple[str, str]] = []
+    originals = {name: getattr(fsread, name) for name in _TRACED}
+
+    def recording(op: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(path: str, *args: Any, **kwargs: Any) -> Any:
+            ops.append((op, path))
+            return fn(path, *args, **kwargs)
+        return wrapper
+
+    for name, op in _TRACED.items():
+        setattr(fsread, name, recording(op, originals[name]))
+    try:
+        yield ops
+    finally:
+        for name, fn in originals.items():
+            setattr(fsread, name, fn)
+
+
+def replay(ops: list[tuple[str, str]]) -> int:
+    """Perform the recorded operations as fast as Python can (the raw-read floor). Returns failures."""
+    failures = 0
+    flags = os.O_RDONLY | os.O_CLOEXEC
+    for op, path in ops:
+        try:
+            if op == "read":
+                fd = os.open(path, flags)
+                os.read(fd, 65536)
+                os.close(fd)
+            elif op == "listdir":
+                os.listdir(path)
+            elif op == "readlink":
+                os.readlink(path)
+            elif op == "scandir":
+                with os.scandir(path) as it:
+                    for _ in it:
+                        pass
+        except OSError:
+            failures += 1
+    return failures
+
+
 def raw_floor(scrapes: int) -> tuple[float, int]:
     """CPU seconds per scrape of replaying exactly one steady-state scrape's file operations."""
     exp = Exporter(ExporterConfig(state_root=Path("/nonexistent"), self_process_metrics=False))
     exp.collect()
-    fsread.TRACE = []
-    try:
+    with traced_reads() as ops:
         exp.collect()
-        ops = fsread.TRACE
-    finally:
-        fsread.TRACE = None
-    fsread.replay(ops)
+    replay(ops)
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     for _ in range(scrapes):
-        fsread.replay(ops)
+        replay(ops)
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) / scrapes
     return cpu, len(ops)

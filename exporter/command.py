@@ -17,9 +17,8 @@ from exporter.config import (
     ExporterConfig,
 )
 from exporter.groups import GROUPS, parse_groups
+from hostwatch.core.config import EXIT_USAGE
 from hostwatch.core.paths import DOCKER_CONTAINERS, ENV_STATE_ROOT, STATE_ROOT, state_root
-
-EXIT_CONFIG = 2
 
 
 def _add_roots(p: argparse.ArgumentParser) -> None:
@@ -105,7 +104,7 @@ async def serve(config: ExporterConfig) -> None:
 def run_exporter(args: argparse.Namespace) -> int:
     import asyncio
 
-    from exporter.cgroup import UnsupportedHierarchy
+    from exporter.readers import UnsupportedHierarchy
     from exporter.webconfig import WebConfigError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -114,13 +113,13 @@ def run_exporter(args: argparse.Namespace) -> int:
         asyncio.run(serve(config))
     except (ValueError, WebConfigError, UnsupportedHierarchy, OSError) as e:
         print(f"hostwatch exporter: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_USAGE
     return 0
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    from exporter.cgroup import UnsupportedHierarchy, open_reader
     from exporter.discovery import Discovery
+    from exporter.readers import UnsupportedHierarchy, open_reader
     from exporter.stats import StatsView, run
 
     try:
@@ -128,7 +127,7 @@ def run_stats(args: argparse.Namespace) -> int:
         reader = open_reader(config.cgroup_root, config.proc_root)
     except (ValueError, UnsupportedHierarchy) as e:
         print(f"hostwatch stats: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_USAGE
     discovery = Discovery(reader, config.state_root, config.docker_root, raw_cgroups=True,
                           refresh_seconds=0.0)
     view = StatsView(discovery, config.proc_root, include_raw=args.all, select=args.containers)

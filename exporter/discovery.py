@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from exporter.cgroup import CgroupReader
 from exporter.families import LabelSet, sanitize_label_name
+from exporter.readers import CgroupReader
 from hostwatch.core.containers import ContainerRef, list_containers
 
 

@@ -16,11 +16,11 @@ from prometheus_client import ProcessCollector
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import CollectorRegistry
 
-from exporter.cgroup import CgroupReader, open_reader
 from exporter.collectors import GroupCollector, Scrape, build_collectors
 from exporter.config import ExporterConfig
 from exporter.discovery import Discovery
 from exporter.families import Family, render, render_chunks
+from exporter.readers import CgroupReader, open_reader
 from hostwatch.core.telemetry import Collector
 
 log = logging.getLogger("hostwatch.exporter")

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from exporter import procfs
-from exporter.cgroup import CgroupReader
 from exporter.discovery import Discovery, Meta, Target
+from exporter.readers import CgroupReader, procfs
+from hostwatch.core.cgroupfs import is_unlimited
+from hostwatch.core.paths import PROC_ROOT
 
 
 @dataclass
@@ -91,7 +92,7 @@ def to_row(prev: Sample | None, cur: Sample, machine_memory: int) -> Row:
     cpu = None
     if prev is not None and prev.cpu_ns is not None and cur.cpu_ns is not None and cur.at > prev.at:
         cpu = (cur.cpu_ns - prev.cpu_ns) / ((cur.at - prev.at) * 1e9) * 100.0
-    limit = cur.mem_limit if cur.mem_limit is not None and cur.mem_limit < (1 << 62) else machine_memory
+    limit = machine_memory if cur.mem_limit is None or is_unlimited(cur.mem_limit) else cur.mem_limit
     usage = cur.mem_usage or 0
     ref = cur.meta.ref
     return Row(
@@ -165,7 +166,7 @@ class StatsView:
     def __init__(
         self,
         discovery: Discovery,
-        proc_root: str = "/proc",
+        proc_root: str = str(PROC_ROOT),
         include_raw: bool = False,
         select: Sequence[str] = (),
     ) -> None:

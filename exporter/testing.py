@@ -18,13 +18,17 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 
-DEFAULT_CONTROLLERS = ("cpu", "cpuacct", "memory", "blkio", "pids")
+from hostwatch.core.cgroupfs.files import PROCS, V1_CONTROLLERS
+from hostwatch.core.paths import CGROUP_ROOT
+
+# A new v1 cpuset cgroup refuses tasks until its cpus and mems are written: the sandbox leaves it out.
+DEFAULT_CONTROLLERS = tuple(c for c in V1_CONTROLLERS if c != "cpuset")
 
 
 class CgroupSandbox:
     def __init__(
         self,
-        root: str = "/sys/fs/cgroup",
+        root: str = str(CGROUP_ROOT),
         prefix: str = "hostwatch-test",
         controllers: Sequence[str] = DEFAULT_CONTROLLERS,
     ) -> None:
@@ -55,7 +59,7 @@ class CgroupSandbox:
 
     def spawn(self, cg: str, argv: Sequence[str], **popen: object) -> subprocess.Popen[bytes]:
         """Start argv inside cg: a shell joins every controller's cgroup, then execs argv."""
-        joins = "; ".join(f"echo $$ > {shlex.quote(self.path(c, cg) + '/cgroup.procs')}" for c in self.controllers)
+        joins = "; ".join(f"echo $$ > {shlex.quote(f'{self.path(c, cg)}/{PROCS}')}" for c in self.controllers)
         script = f"{joins}; exec {' '.join(shlex.quote(a) for a in argv)}"
         proc = subprocess.Popen(["/bin/sh", "-c", script], **popen)  # type: ignore[call-overload]
         self.procs.append(proc)
@@ -64,7 +68,7 @@ class CgroupSandbox:
     def wait_member(self, cg: str, proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
         """Until proc's PID shows in cg's cgroup.procs (the shell has joined)."""
         deadline = time.monotonic() + timeout
-        path = self.path(self.controllers[0], cg) + "/cgroup.procs"
+        path = f"{self.path(self.controllers[0], cg)}/{PROCS}"
         while time.monotonic() < deadline:
             with open(path) as f:
                 if str(proc.pid) in f.read().split():

@@ -58,6 +58,8 @@ def _register_up(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                    help="port of the embedded Kafka (default %(default)s)")
     p.add_argument("--embedded.elasticsearch-port", dest="embedded_es_port", type=int,
                    default=DEFAULT_ELASTICSEARCH_PORT, help="port of the embedded Elasticsearch (default %(default)s)")
+    p.add_argument("--elasticsearch.hosts", dest="elasticsearch_hosts", default=None, metavar="URL[,URL]",
+                   help="index into this Elasticsearch instead of the embedded one")
     p.add_argument("--no-demo", dest="demo", action="store_false", help="do not start the demo workloads")
     add_flags(p, ShipperConfig)
     p.set_defaults(func=_up)
@@ -74,6 +76,8 @@ def _up(a: argparse.Namespace) -> int:
     from hostwatch.embedded import EmbeddedNoida
     from hostwatch.up import NamedService, Up
     from logshipper.config import ShipperConfig
+    from logshipper.indexer.config import IndexerConfig
+    from logshipper.indexer.service import Indexer
     from logshipper.pipeline import Shipper
 
     data_dir = Path(a.data_dir)
@@ -84,15 +88,24 @@ def _up(a: argparse.Namespace) -> int:
         "docker.logs_glob": [f"{state_root}/*/*-json.log*", f"{DOCKER_CONTAINERS}/*/*-json.log*"],
     })
     ship = apply_flags(ship, a)
-    if not ship.kafka.brokers:
+    es_hosts = a.elasticsearch_hosts
+    if not ship.kafka.brokers or not es_hosts:
         noida = EmbeddedNoida(data_dir / "noida", a.embedded_kafka_port, a.embedded_es_port)
         services.append(NamedService("kafka+elasticsearch", noida,
                                      f"noida-db: Kafka {noida.bootstrap}, Elasticsearch {noida.elasticsearch_url}"))
-        ship = with_values(ship, {"kafka.brokers": noida.bootstrap})
+        if not ship.kafka.brokers:
+            ship = with_values(ship, {"kafka.brokers": noida.bootstrap})
+        es_hosts = es_hosts or noida.elasticsearch_url
     shipper = Shipper(ship, state_root_dir=state_root)
     services.append(NamedService("shipper", shipper, _describe_shipper(ship)))
+    index = with_values(IndexerConfig(), {"kafka.brokers": ship.kafka.brokers, "kafka.topic": ship.kafka.topic,
+                                          "elasticsearch.hosts": es_hosts})
+    indexer = Indexer(index)
+    search = f"hostwatch search --elasticsearch.hosts {index.elasticsearch.hosts[0]} --container demo-ticker --since 5m"
+    services.append(NamedService("indexer", indexer, f"{ship.kafka.topic} -> Elasticsearch "
+                                 f"{','.join(index.elasticsearch.hosts)}; try: {search}"))
     exporter = ExporterService(ExporterConfig(listen_address=a.listen_address, state_root=state_root),
-                               telemetry=[shipper.metrics])
+                               telemetry=[shipper.metrics, indexer.metrics])
     services.append(NamedService("exporter", exporter, url_for(a.listen_address, "/metrics")))
     return asyncio.run(Up(data_dir, services, demo=a.demo).run())
 

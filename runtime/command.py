@@ -37,6 +37,7 @@ def _cgroups():  # type: ignore[no-untyped-def]
 
 
 def _run(a: argparse.Namespace) -> int:
+    from hostwatch.core.config import EXIT_USAGE
     from runtime.run import RunOptions, UsageError, run
 
     command = list(a.command)
@@ -52,7 +53,7 @@ def _run(a: argparse.Namespace) -> int:
         return run(opts, _store(), _cgroups())
     except UsageError as e:
         print(f"hostwatch: {e}", file=sys.stderr)
-        return 125
+        return EXIT_USAGE
 
 
 def _signal_number(text: str) -> int:

@@ -14,8 +14,8 @@ from typing import Any
 from hostwatch.core.containers import ContainerState
 from hostwatch.core.timefmt import parse_rfc3339
 from runtime import logs as logfile
-from runtime import network
 from runtime.cgroups import CgroupError, Cgroups
+from runtime.removal import remove_container
 from runtime.state import StateError, StateStore, process_gone
 
 
@@ -208,13 +208,3 @@ def rm(store: StateStore, cgroups: Cgroups, refs: list[str], force: bool) -> int
         remove_container(store, cgroups, store.load(s.id) if store.dir(s.id).exists() else s)
 
     return _for_each(store, refs, action)
-
-
-def remove_container(store: StateStore, cgroups: Cgroups, state: ContainerState) -> None:
-    """Cgroups first: if a process refuses to die, the state stays so `rm -f` can be retried."""
-    if state.cgroup:
-        cgroups.remove(state.cgroup)
-    if state.network.get("mode") == "bridge":
-        network.detach_bridge(state.id)
-        network.release_ip(state.network.get("ip", ""), store.dir(state.id))
-    store.remove(state.id)

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 
 from hostwatch.core.containers import ContainerState
 from hostwatch.core.timefmt import rfc3339_nano
-from runtime import init, logdrivers, network
+from runtime import init, logdrivers, network, status
 from runtime import namespaces as ns
 from runtime.cgroups import CgroupError, Cgroups
-from runtime.manage import remove_container
+from runtime.removal import remove_container
 from runtime.state import StateStore, boot_id
 
 EXEC_FAILED_NOT_FOUND = 127
 EXEC_FAILED_NOT_EXECUTABLE = 126
+OOM_KILLED = status.SIGNAL_EXIT_BASE + signal.SIGKILL
 
 
 @dataclass
@@ -88,11 +89,11 @@ class Monitor:
         self.status_fd = status_fd
         self.attached = attached
 
-    def _status(self, line: str) -> None:
+    def _status(self, event: status.Status) -> None:
         if self.status_fd < 0:
             return
         try:
-            os.write(self.status_fd, (line + "\n").encode())
+            status.write(self.status_fd, event)
         except OSError:
             self.status_fd = -1  # the CLI went away (Ctrl-C, detached): keep running without it
 
@@ -157,18 +158,15 @@ class Monitor:
         return os.read(p.exec_r, 4000).decode(errors="replace")
 
     def _failed_start(self, pid: int, error: str) -> int:
-        _, status = os.waitpid(pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        if code < 0:
-            code = 128 - code
-        code = code or EXEC_FAILED_NOT_FOUND
+        _, wait_status = os.waitpid(pid, 0)
+        code = status.exit_code(wait_status) or EXEC_FAILED_NOT_FOUND
         self.state.status = "exited"
         self.state.exit_code = code
         self.state.error = error.strip()
         self.state.finished = rfc3339_nano()
         self.state.pid = None
         self._save()
-        self._status(f"error {code} {self.state.error}")
+        self._status(status.StartFailed(code, self.state.error))
         self._cleanup()
         return code
 
@@ -178,26 +176,24 @@ class Monitor:
         st.started = rfc3339_nano()
         st.boot_id = boot_id()
         self._save()
-        self._status(f"started {pid}")
+        self._status(status.Started(pid))
         driver = logdrivers.create(st.log_driver, logdrivers.LogInfo(
             container_id=st.id, container_name=st.name, image_name=st.image, image_id="",
             command=st.command, created=st.created, labels=st.labels, env=st.env,
             log_path=st.log_path, opts=st.log_opts, cache_path=st.log_cache_path,
         ))
         self._pump(p, driver)
-        _, status = os.waitpid(pid, 0)
+        _, wait_status = os.waitpid(pid, 0)
         driver.close()
-        code = os.waitstatus_to_exitcode(status)
-        if code < 0:
-            code = 128 - code
+        code = status.exit_code(wait_status)
         st.status = "exited"
         st.exit_code = code
         st.finished = rfc3339_nano()
-        st.oom_killed = code == 128 + signal.SIGKILL and self._oom_killed()
+        st.oom_killed = code == OOM_KILLED and self._oom_killed()
         st.log_dropped = driver.dropped
         st.pid = None
         self._save()
-        self._status(f"exit {code}")
+        self._status(status.Exited(code))
         self._cleanup()
         return code
 
@@ -230,7 +226,7 @@ class Monitor:
                 copier.feed(data)
                 if self.attached:
                     try:
-                        os.write(tty_fd, data)
+                        _write_all(tty_fd, data)
                     except OSError:
                         self.attached = False
         sel.close()
@@ -243,6 +239,13 @@ class Monitor:
             network.release_ip(self.state.network.get("ip", ""), self.store.dir(self.state.id))
         if self.state.auto_remove:
             remove_container(self.store, self.cgroups, self.state)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """os.write may take only part of the data (a terminal, a signal mid-write)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def spawn(store: StateStore, cgroups: Cgroups, cid: str, status_fd: int, attached: bool) -> int:

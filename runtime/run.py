@@ -9,12 +9,15 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
+from hostwatch.core.cgroupfs import parse_cpuset
+from hostwatch.core.config import EXIT_USAGE
 from hostwatch.core.containers import ContainerState, Limits
 from hostwatch.core.paths import CGROUP_PARENT
 from hostwatch.core.timefmt import rfc3339_nano
-from hostwatch.core.units import parse_cpus, parse_cpuset, parse_size
-from runtime import logdrivers, monitor, network
+from hostwatch.core.units import parse_cpus, parse_size
+from runtime import logdrivers, monitor, network, status
 from runtime.cgroups import CgroupError, Cgroups
 from runtime.state import StateError, StateStore
 
@@ -25,7 +28,7 @@ MIN_MEMORY = 6 * 1024 * 1024
 
 
 class UsageError(Exception):
-    """Bad input: reported on one line with exit code 125, before anything is created."""
+    """Bad input: reported on one line with exit code EXIT_USAGE (125), before anything is created."""
 
 
 @dataclass
@@ -191,31 +194,31 @@ def run(o: RunOptions, store: StateStore, cgroups: Cgroups) -> int:
     sys.stderr.flush()
     monitor.spawn(store, cgroups, state.id, status_w, attached=not o.detach)
     os.close(status_w)
-    with os.fdopen(status_r, "rb") as status:
-        return _follow_status(status, state, o.detach)
+    with os.fdopen(status_r, "rb") as stream:
+        return _follow_status(stream, state, o.detach)
 
 
-def _follow_status(status, state: ContainerState, detach: bool) -> int:  # type: ignore[no-untyped-def]
+def _follow_status(stream: BinaryIO, state: ContainerState, detach: bool) -> int:
     container_pid = 0
 
     def proxy(signum: int, _frame: object) -> None:
         if container_pid:
             os.kill(container_pid, signum)
 
-    for line in status:
-        kind, _, rest = line.decode(errors="replace").strip().partition(" ")
-        if kind == "started":
-            container_pid = int(rest)
+    for event in status.read(stream):
+        if isinstance(event, status.ProtocolError):
+            print(f"hostwatch: monitor of {state.name}: {event}", file=sys.stderr)
+        elif isinstance(event, status.Started):
+            container_pid = event.pid
             if detach:
                 print(state.id)
                 return 0
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 signal.signal(sig, proxy)
-        elif kind == "error":
-            code, _, msg = rest.partition(" ")
-            print(f"hostwatch: failed to start container {state.name}: {msg}", file=sys.stderr)
-            return int(code)
-        elif kind == "exit":
-            return int(rest)
+        elif isinstance(event, status.StartFailed):
+            print(f"hostwatch: failed to start container {state.name}: {event.message}", file=sys.stderr)
+            return event.code
+        else:
+            return event.code
     print(f"hostwatch: monitor of {state.name} exited unexpectedly; see its monitor.err", file=sys.stderr)
-    return 125
+    return EXIT_USAGE

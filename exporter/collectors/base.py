@@ -8,11 +8,11 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Protocol
 
-from exporter.cgroup import CgroupReader
 from exporter.discovery import Target
 from exporter.families import Family
 from exporter.groups import GROUPS as GROUPS  # re-exported: collectors and tests import them from here
 from exporter.groups import parse_groups as parse_groups
+from exporter.readers import CgroupReader
 
 
 class Scrape:

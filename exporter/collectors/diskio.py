@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from exporter import fsread
 from exporter.collectors.base import Scrape, counter, nonempty
 from exporter.families import Family
+from exporter.readers import fsread
 
 
 class DeviceNames:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from exporter import procfs
 from exporter.collectors.base import Scrape, gauge, nonempty
 from exporter.families import Family
+from exporter.readers import procfs
 
 
 class MachineCollector:

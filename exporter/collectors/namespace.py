@@ -2,30 +2,42 @@
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from collections.abc import Iterable
 
-from exporter import procfs
 from exporter.collectors.base import Scrape, gauge, nonempty
 from exporter.discovery import Target
 from exporter.families import Family
+from exporter.readers import procfs
 
 
 class NamespaceCache:
     """Namespace inodes of each cgroup's first process, re-read when that PID changes or after
-    `refresh_seconds` (a process moves namespaces only by calling setns/unshare itself)."""
+    `refresh_seconds` (a process moves namespaces only by calling setns/unshare itself).
+
+    Shared by the network and namespace collectors, either of which may be switched off, so the
+    cache prunes itself: the first `get` of each scrape forgets the cgroups that scrape no longer has.
+    """
 
     def __init__(self, proc_root: str, refresh_seconds: float = 0.0) -> None:
         self.proc_root = proc_root
         self.refresh_seconds = refresh_seconds
         self.host_pid = procfs.host_pid(proc_root)
         self._cache: dict[str, tuple[int | str, float, dict[str, int]]] = {}
+        self._pruned_for: weakref.ref[Scrape] | None = None
+        self._lock = threading.Lock()  # collectors may run on several threads
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
     def pid_of(self, t: Target) -> int | str | None:
         return self.host_pid if t.cg == "/" else t.first_pid()
 
-    def get(self, t: Target) -> dict[str, int]:
+    def get(self, scrape: Scrape, t: Target) -> dict[str, int]:
         """Raises OSError when the process is gone or unreadable."""
+        self._prune(scrape)
         pid = self.pid_of(t)
         if pid is None:
             return {}
@@ -35,20 +47,25 @@ class NamespaceCache:
             return hit[2]
         nss = procfs.namespaces(self.proc_root, pid)
         if self.refresh_seconds > 0:
-            self._cache[t.cg] = (pid, now + self.refresh_seconds, nss)
+            with self._lock:
+                self._cache[t.cg] = (pid, now + self.refresh_seconds, nss)
         return nss
 
-    def prune(self, targets: list[Target]) -> None:
-        if len(self._cache) > len(targets):
-            live = {t.cg for t in targets}
-            self._cache = {cg: v for cg, v in self._cache.items() if cg in live}
+    def _prune(self, scrape: Scrape) -> None:
+        with self._lock:
+            if self._pruned_for is not None and self._pruned_for() is scrape:
+                return
+            self._pruned_for = weakref.ref(scrape)
+            if self._cache:
+                for cg in self._cache.keys() - {t.cg for t in scrape.targets}:
+                    del self._cache[cg]
 
 
 class NamespaceCollector:
     name = "namespace"
 
     def __init__(self, proc_root: str = "/proc", cache: NamespaceCache | None = None) -> None:
-        self.cache = cache or NamespaceCache(proc_root)
+        self.cache = NamespaceCache(proc_root) if cache is None else cache
 
     def collect(self, scrape: Scrape) -> Iterable[Family]:
         info = gauge(
@@ -57,10 +74,9 @@ class NamespaceCollector:
             "inode",
             "namespace",
         )
-        self.cache.prune(scrape.targets)
         for t in scrape.targets:
             try:
-                nss = self.cache.get(t)
+                nss = self.cache.get(scrape, t)
             except FileNotFoundError:
                 continue  # exited
             except (OSError, ValueError):

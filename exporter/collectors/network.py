@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from exporter import procfs
 from exporter.collectors.base import Scrape, counter, nonempty
 from exporter.collectors.namespace import NamespaceCache
 from exporter.families import Family
+from exporter.readers import procfs
 
 _FIELDS = [
     (f"container_network_{way}_{what}_total", doc.format(done=done, doing=doing), f"{prefix}_{attr}")
@@ -33,7 +33,7 @@ class NetworkCollector:
 
     def __init__(self, proc_root: str = "/proc", namespaces: NamespaceCache | None = None) -> None:
         self.proc_root = proc_root
-        self.namespaces = namespaces or NamespaceCache(proc_root)
+        self.namespaces = NamespaceCache(proc_root) if namespaces is None else namespaces
         self.host_pid = self.namespaces.host_pid
 
     def collect(self, scrape: Scrape) -> Iterable[Family]:
@@ -53,7 +53,7 @@ class NetworkCollector:
                     if first is None:
                         continue  # no process, no namespace to read
                     pid = first
-                    if self.namespaces.get(t).get("net") == host_net:
+                    if self.namespaces.get(scrape, t).get("net") == host_net:
                         continue
                 ifaces = procfs.net_dev(proc, pid)
             except FileNotFoundError:

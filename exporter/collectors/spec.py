@@ -6,16 +6,15 @@ import random
 import time
 from collections.abc import Iterable
 
-from exporter.cgroup import CgroupReader, SpecStats
 from exporter.collectors.base import Scrape, gauge, nonempty
 from exporter.families import Family
-
-# cAdvisor reports memory limits above 2^62 (the kernel's rounded "unlimited") as 0.
-_UNLIMITED = 1 << 62
+from exporter.readers import CgroupReader, SpecStats
+from hostwatch.core.cgroupfs import is_unlimited
 
 
 def spec_memory(value: int | None) -> int:
-    return 0 if value is None or value > _UNLIMITED else value
+    """cAdvisor reports an unlimited memory limit as 0."""
+    return 0 if value is None or is_unlimited(value) else value
 
 
 class SpecCollector:

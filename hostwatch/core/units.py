@@ -25,12 +25,3 @@ def parse_cpus(text: str) -> int:
     if not 0 < value <= 1024:
         raise ValueError(f"invalid --cpus value: {text!r} (must be > 0)")
     return int(round(value * 1e9))
-
-
-_CPUSET_RE = re.compile(r"^\d+(-\d+)?(,\d+(-\d+)?)*$")
-
-
-def parse_cpuset(text: str) -> str:
-    if not _CPUSET_RE.match(text):
-        raise ValueError(f"invalid --cpuset-cpus value: {text!r} (expected a list like 0-2,4)")
-    return text

@@ -21,19 +21,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from hostwatch.core.cgroupfs import CPU_PERIOD_US, CgroupError, parse_cpuset, parse_flat_keyed, parse_procs
+from hostwatch.core.cgroupfs.files import CPUSET_CPUS, PIDS_MAX, PROCS
+from hostwatch.core.cgroupfs.values import MIN_CPU_QUOTA_US
 from hostwatch.core.containers import Limits
 
 REMOVE_TIMEOUT = 2.0  # seconds remove() waits for killed processes to leave the cgroup
 POLL_INTERVAL = 0.02
-CPU_PERIOD_US = 100_000
-MIN_CPU_QUOTA_US = 1_000  # the kernel rejects a CFS quota below 1 ms (Docker: "minimum is 0.01 CPUs")
-
-
-class CgroupError(Exception):
-    """A cgroup operation failed; the message is one line naming the cgroup and the reason."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(" ".join(message.split()))
 
 
 class Cgroups(ABC):
@@ -121,12 +115,16 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def read_file(path: Path) -> str:
+def read_raw(path: Path) -> bytes:
     try:
-        with open(path, encoding="ascii", errors="replace") as f:
+        with open(path, "rb") as f:
             return f.read()
     except OSError as e:
         raise CgroupError(f"cannot read {path}: {_reason(e)}") from e
+
+
+def read_file(path: Path) -> str:
+    return read_raw(path).decode("ascii", errors="replace")
 
 
 def write_file(path: Path, value: str) -> None:
@@ -155,27 +153,18 @@ def read_tokens(path: Path) -> list[str]:
 
 def read_keyed(path: Path) -> dict[str, int]:
     """A flat-keyed file ("key value" per line: memory.events, memory.oom_control); {} when missing."""
-    out: dict[str, int] = {}
     try:
-        text = read_file(path)
+        return parse_flat_keyed(read_raw(path))
     except CgroupError:
-        return out
-    for line in text.splitlines():
-        key, _, value = line.partition(" ")
-        try:
-            out[key] = int(value.strip())
-        except ValueError:
-            continue
-    return out
+        return {}
 
 
 def read_procs(path: Path) -> set[int]:
     """PIDs listed in a cgroup.procs file; empty when the cgroup is gone."""
     try:
-        text = read_file(path)
+        return set(parse_procs(read_raw(path)))
     except CgroupError:
         return set()
-    return {int(tok) for tok in text.split() if tok.isdigit()}
 
 
 def walk_dirs(top: Path) -> Iterator[Path]:
@@ -198,13 +187,10 @@ def check_int(name: str, value: object) -> int:
 
 
 def check_cpuset(value: str) -> str:
-    """A cpuset list like "0-2,4"; the kernel checks that the CPUs exist."""
-    text = value.strip()
-    for chunk in text.split(","):
-        lo, sep, hi = chunk.partition("-")
-        if not lo.isdigit() or (sep and not hi.isdigit()) or (sep and int(hi) < int(lo)):
-            raise CgroupError(f"invalid cpuset_cpus={value!r}: expected a list like 0-2,4")
-    return text
+    try:
+        return parse_cpuset(value, "cpuset_cpus")
+    except ValueError as e:
+        raise CgroupError(str(e)) from None
 
 
 def common_settings(limits: Limits, shares_setting: Callable[[int], Setting]) -> list[Setting]:
@@ -218,9 +204,9 @@ def common_settings(limits: Limits, shares_setting: Callable[[int], Setting]) ->
         out.append(shares_setting(shares))
     if limits.pids_limit is not None:
         pids = check_int("pids_limit", limits.pids_limit)
-        out.append(Setting("pids", "pids.max", str(pids) if pids > 0 else "max"))
+        out.append(Setting("pids", PIDS_MAX, str(pids) if pids > 0 else "max"))
     if limits.cpuset_cpus:
-        out.append(Setting("cpuset", "cpuset.cpus", check_cpuset(limits.cpuset_cpus)))
+        out.append(Setting("cpuset", CPUSET_CPUS, check_cpuset(limits.cpuset_cpus)))
     return out
 
 
@@ -249,7 +235,7 @@ class TreeCgroups(Cgroups):
             if not d.is_dir():
                 raise CgroupError(f"cannot add pid {pid} to cgroup {rel}: {d} does not exist")
             try:
-                write_file(d / "cgroup.procs", str(pid))
+                write_file(d / PROCS, str(pid))
             except CgroupError as e:
                 raise CgroupError(f"cannot add pid {pid} to cgroup {rel}: {e}") from e
 
@@ -258,7 +244,7 @@ class TreeCgroups(Cgroups):
         for d in self.dirs(rel):
             if d.is_dir():
                 for sub in walk_dirs(d):
-                    found |= read_procs(sub / "cgroup.procs")
+                    found |= read_procs(sub / PROCS)
         return sorted(found)
 
     def kill_all(self, rel: str, sig: int) -> None:

@@ -4,7 +4,8 @@ A temp directory does not behave like cgroupfs: mkdir does not populate interfac
 refuses a directory that lists files. `SimulatedV1`/`SimulatedV2` are `CgroupFS` implementations
 that do what the kernel does on those two operations, with the kernel's file names, initial
 contents and formats; everything else (reads, writes) goes to ordinary files, so a test drives a
-backend and then asserts what it wrote.
+backend and then asserts what it wrote. The file tables below are written out from the kernel's
+documentation, not from hostwatch.core.cgroupfs.files, so a wrong name in that module fails a test.
 
     kernel = make_v2_tree(tmp_path / "cgroup")
     cg = CgroupsV2(tmp_path / "cgroup", fs=kernel)
@@ -18,11 +19,12 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
+from hostwatch.core.cgroupfs.files import V1_CONTROLLERS, V2_CONTROLLERS
+from hostwatch.core.cgroupfs.values import V1_UNLIMITED_MEMORY
+
 from .base import CgroupFS
 
-V1_CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "cpuset", "blkio")
-V2_CONTROLLERS = ("cpuset", "cpu", "io", "memory", "hugetlb", "pids")  # the kernel's listing order
-UNLIMITED_V1 = "9223372036854771712"  # memory.limit_in_bytes of an unlimited v1 memcg (4 KiB pages)
+UNLIMITED_V1 = str(V1_UNLIMITED_MEMORY)  # memory.limit_in_bytes of an unlimited v1 memcg
 
 
 def _write(path: Path, text: str) -> None:

@@ -6,10 +6,22 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from hostwatch.core.cgroupfs import CPU_PERIOD_US
+from hostwatch.core.cgroupfs.files import (
+    BLKIO_WRITE_BPS_DEVICE,
+    CPU_CFS_PERIOD,
+    CPU_CFS_QUOTA,
+    CPU_SHARES,
+    CPUSET_CPUS,
+    CPUSET_MEMS,
+    MEMORY_LIMIT,
+    MEMORY_MEMSW_LIMIT,
+    MEMORY_OOM_CONTROL,
+    V1_CONTROLLERS,
+)
 from hostwatch.core.containers import Limits
 
 from .base import (
-    CPU_PERIOD_US,
     CgroupError,
     CgroupFS,
     Setting,
@@ -23,7 +35,6 @@ from .base import (
     write_file,
 )
 
-CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "cpuset", "blkio")
 UNLIMITED = "-1"
 SYS_BLOCK = Path("/sys/block")
 
@@ -37,16 +48,16 @@ def v1_settings(limits: Limits) -> list[Setting]:
         value = str(memory) if memory > 0 else UNLIMITED
         # memsw must stay >= the memory limit: lift it first, then pin it to the same value so the
         # container cannot spill into swap and hide an OOM.
-        out.append(Setting("memory", "memory.memsw.limit_in_bytes", UNLIMITED, optional=True))
-        out.append(Setting("memory", "memory.limit_in_bytes", value))
+        out.append(Setting("memory", MEMORY_MEMSW_LIMIT, UNLIMITED, optional=True))
+        out.append(Setting("memory", MEMORY_LIMIT, value))
         if memory > 0:
-            out.append(Setting("memory", "memory.memsw.limit_in_bytes", value, optional=True))
+            out.append(Setting("memory", MEMORY_MEMSW_LIMIT, value, optional=True))
     if limits.nano_cpus is not None:
         nano = check_int("nano_cpus", limits.nano_cpus)
-        out.append(Setting("cpu", "cpu.cfs_period_us", str(CPU_PERIOD_US)))
-        out.append(Setting("cpu", "cpu.cfs_quota_us", str(cpu_quota_us(nano)) if nano > 0 else UNLIMITED))
+        out.append(Setting("cpu", CPU_CFS_PERIOD, str(CPU_PERIOD_US)))
+        out.append(Setting("cpu", CPU_CFS_QUOTA, str(cpu_quota_us(nano)) if nano > 0 else UNLIMITED))
     # cpu.shares: the kernel clamps to 2..262144
-    return out + common_settings(limits, lambda n: Setting("cpu", "cpu.shares", str(n)))
+    return out + common_settings(limits, lambda n: Setting("cpu", CPU_SHARES, str(n)))
 
 
 class CgroupsV1(TreeCgroups):
@@ -57,9 +68,9 @@ class CgroupsV1(TreeCgroups):
         the disks whose I/O the blkio controller should count (see `count_block_io`)."""
         super().__init__(fs)
         self.sys_block = Path(sys_block)
-        self.mounts = {c: Path(mounts[c]) for c in CONTROLLERS if c in mounts}
+        self.mounts = {c: Path(mounts[c]) for c in V1_CONTROLLERS if c in mounts}
         if not self.mounts:
-            raise CgroupError(f"no cgroup v1 hierarchy for any of {', '.join(CONTROLLERS)}")
+            raise CgroupError(f"no cgroup v1 hierarchy for any of {', '.join(V1_CONTROLLERS)}")
 
     def roots(self) -> list[Path]:
         return list(dict.fromkeys(self.mounts.values()))
@@ -100,7 +111,7 @@ class CgroupsV1(TreeCgroups):
         memory = self.paths(rel).get("memory")
         if memory is None:
             return False
-        return read_keyed(memory / "memory.oom_control").get("oom_kill", 0) > 0
+        return read_keyed(memory / MEMORY_OOM_CONTROL).get("oom_kill", 0) > 0
 
 
 def disks(sys_block: Path = SYS_BLOCK) -> list[str]:
@@ -128,7 +139,7 @@ def count_block_io(blkio: Path, sys_block: Path = SYS_BLOCK) -> None:
     writing one per disk turns the accounting on and throttles nothing. Best effort: a disk that
     refuses it (no throttling support, gone) just stays uncounted.
     """
-    rule = blkio / "blkio.throttle.write_bps_device"
+    rule = blkio / BLKIO_WRITE_BPS_DEVICE
     if not rule.exists():
         return
     for dev in disks(sys_block):
@@ -142,7 +153,7 @@ def _inherit_cpuset(levels: list[Path]) -> None:
     """A new v1 cpuset cgroup starts with empty cpuset.cpus/mems and refuses tasks (ENOSPC):
     copy them down from the parent at every level that has none (created or left empty)."""
     for parent, child in zip(levels, levels[1:], strict=False):
-        for name in ("cpuset.mems", "cpuset.cpus"):
+        for name in (CPUSET_MEMS, CPUSET_CPUS):
             if not read_file(child / name).strip():
                 value = read_file(parent / name).strip()
                 if not value:

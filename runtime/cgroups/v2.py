@@ -5,10 +5,21 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+from hostwatch.core.cgroupfs import CPU_PERIOD_US, shares_to_weight
+from hostwatch.core.cgroupfs.files import (
+    CONTROLLERS,
+    CPU_MAX,
+    CPU_WEIGHT,
+    KILL,
+    MEMORY_EVENTS,
+    MEMORY_MAX,
+    MEMORY_SWAP_MAX,
+    SUBTREE_CONTROL,
+    V2_DELEGATED,
+)
 from hostwatch.core.containers import Limits
 
 from .base import (
-    CPU_PERIOD_US,
     CgroupError,
     CgroupFS,
     Setting,
@@ -22,13 +33,6 @@ from .base import (
     write_file,
 )
 
-CONTROLLERS = ("cpu", "memory", "pids", "cpuset", "io")  # enabled for children, when available
-
-
-def shares_to_weight(shares: int) -> int:
-    """cpu.shares (2..262144) -> cpu.weight (1..10000); the inverse of cAdvisor's mapping."""
-    return max(1, min(10_000, 1 + ((shares - 2) * 9999) // 262_142))
-
 
 def v2_settings(limits: Limits) -> list[Setting]:
     """The interface-file writes that apply `limits`, in order. None leaves a limit untouched;
@@ -36,14 +40,14 @@ def v2_settings(limits: Limits) -> list[Setting]:
     out: list[Setting] = []
     if limits.memory is not None:
         memory = check_int("memory", limits.memory)
-        out.append(Setting("memory", "memory.max", str(memory) if memory > 0 else "max"))
+        out.append(Setting("memory", MEMORY_MAX, str(memory) if memory > 0 else "max"))
         # no swap for a limited container, so swapping cannot hide an OOM
-        out.append(Setting("memory", "memory.swap.max", "0" if memory > 0 else "max", optional=True))
+        out.append(Setting("memory", MEMORY_SWAP_MAX, "0" if memory > 0 else "max", optional=True))
     if limits.nano_cpus is not None:
         nano = check_int("nano_cpus", limits.nano_cpus)
         quota = str(cpu_quota_us(nano)) if nano > 0 else "max"
-        out.append(Setting("cpu", "cpu.max", f"{quota} {CPU_PERIOD_US}"))
-    return out + common_settings(limits, lambda n: Setting("cpu", "cpu.weight", str(shares_to_weight(n))))
+        out.append(Setting("cpu", CPU_MAX, f"{quota} {CPU_PERIOD_US}"))
+    return out + common_settings(limits, lambda n: Setting("cpu", CPU_WEIGHT, str(shares_to_weight(n))))
 
 
 class CgroupsV2(TreeCgroups):
@@ -65,7 +69,7 @@ class CgroupsV2(TreeCgroups):
             parts = split_rel(rel)
             settings = v2_settings(limits)
             needed = {s.controller for s in settings}
-            available = set(read_tokens(self.root / "cgroup.controllers"))
+            available = set(read_tokens(self.root / CONTROLLERS))
             missing = sorted(needed - available)
             if missing:
                 raise CgroupError(f"controllers not available in {self.root}: {', '.join(missing)}")
@@ -92,12 +96,12 @@ class CgroupsV2(TreeCgroups):
         Writes every wanted controller the parent has in one go ("+cpu +memory ..."); if the
         kernel refuses, retries one by one and fails only for controllers the limits need.
         """
-        available = set(read_tokens(parent / "cgroup.controllers"))
-        want = [c for c in CONTROLLERS if c in available]
-        enabled = {tok.lstrip("+") for tok in read_tokens(parent / "cgroup.subtree_control")}
+        available = set(read_tokens(parent / CONTROLLERS))
+        want = [c for c in V2_DELEGATED if c in available]
+        enabled = {tok.lstrip("+") for tok in read_tokens(parent / SUBTREE_CONTROL)}
         if not set(want) - enabled:
             return
-        control = parent / "cgroup.subtree_control"
+        control = parent / SUBTREE_CONTROL
         try:
             write_file(control, " ".join(f"+{c}" for c in want))
             return
@@ -114,11 +118,11 @@ class CgroupsV2(TreeCgroups):
                 # an optional controller: the container simply runs without it
 
     def oom_killed(self, rel: str) -> bool:
-        events = read_keyed(self.paths(rel)["unified"] / "memory.events")
+        events = read_keyed(self.paths(rel)["unified"] / MEMORY_EVENTS)
         return events.get("oom_kill", 0) > 0
 
     def kill_all(self, rel: str, sig: int) -> None:
-        kill = self.paths(rel)["unified"] / "cgroup.kill"
+        kill = self.paths(rel)["unified"] / KILL
         if sig == signal.SIGKILL and kill.exists():
             write_file(kill, "1")  # atomic: also catches processes forking while we signal
             return

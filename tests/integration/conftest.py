@@ -8,30 +8,41 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from host_sessions import HostSessions
 
+from hostwatch.core.paths import CGROUP_PARENT, CGROUP_ROOT
+from runtime.network import BRIDGE, NETNS
 from runtime.rootfs import build_busybox_rootfs
 
 from hostwatch_cli import HW
 
-CGROUP_PARENTS = [Path("/sys/fs/cgroup") / c / "hostwatch" for c in
-                  ("cpu", "cpuacct", "memory", "pids", "cpuset", "blkio")]
-BRIDGE_NETNS = Path("/run/netns/hostwatch")
+CGROUP_PARENTS = [CGROUP_ROOT / c / CGROUP_PARENT for c in ("cpu", "cpuacct", "memory", "pids", "cpuset", "blkio")]
+BRIDGE_NETNS = Path("/run/netns") / NETNS
+
+
+def _remove(resource: Path) -> None:
+    if resource == BRIDGE_NETNS:
+        ports = subprocess.run(["ip", "-n", NETNS, "-o", "link", "show", "master", BRIDGE],
+                               capture_output=True, text=True)
+        if ports.returncode == 0 and not ports.stdout.strip():  # no container is plugged in
+            subprocess.run(["ip", "netns", "del", NETNS], check=False)
+        return
+    try:
+        resource.rmdir()
+    except OSError:
+        pass  # gone already, or still holds a cgroup someone else made
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _remove_what_the_runtime_left() -> Iterator[None]:
-    """The runtime keeps its bridge netns and cgroup parent for later containers; a test session
-    that brought them into being takes them away again."""
-    existed = {p for p in [*CGROUP_PARENTS, BRIDGE_NETNS] if p.exists()}
-    yield
-    if BRIDGE_NETNS not in existed and BRIDGE_NETNS.exists():
-        subprocess.run(["ip", "netns", "del", "hostwatch"], check=False)
-    for parent in CGROUP_PARENTS:
-        if parent not in existed:
-            try:
-                parent.rmdir()
-            except OSError:
-                pass  # gone already, or still holds a cgroup someone else made
+    """The runtime keeps its bridge netns and cgroup parents for later containers; the test sessions
+    that brought them into being take them away again, once the last of them ends."""
+    sessions = HostSessions([*CGROUP_PARENTS, BRIDGE_NETNS], _remove)
+    sessions.join()
+    try:
+        yield
+    finally:
+        sessions.leave()
 
 
 @pytest.fixture

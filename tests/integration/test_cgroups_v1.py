@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hostwatch.core.containers import Limits
-from runtime.cgroups import CgroupError, Cgroups, CgroupsV1, detect
+from runtime.cgroups import CgroupError, CgroupsV1, detect
 
 pytestmark = pytest.mark.integration
 
@@ -78,8 +78,28 @@ def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
         p.wait(timeout=10)
 
 
-def test_detect_on_this_host(cg: Cgroups) -> None:
+def _v1_mounts_in_mountinfo() -> dict[str, Path]:
+    """controller -> mount point of its v1 hierarchy, read independently of the runtime's parser."""
+    out = {}
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields, _, tail = line.partition(" - ")
+        fstype, _source, options = tail.split(" ", 2)
+        if fstype == "cgroup":
+            for option in options.split(","):
+                out[option] = Path(fields.split(" ")[4])
+    return out
+
+
+def test_detect_finds_the_hierarchies_mountinfo_lists(cg: CgroupsV1) -> None:
+    mounted = _v1_mounts_in_mountinfo()
+    assert {"cpu", "memory", "pids", "cpuset"} <= set(cg.mounts) <= set(mounted)
+    assert cg.mounts == {c: mounted[c] for c in cg.mounts}
     assert cg.version == 1
+
+
+def test_detect_takes_every_controller_the_runtime_limits(cg: CgroupsV1) -> None:
+    managed = {"cpu", "cpuacct", "memory", "pids", "cpuset", "blkio"}  # what `hostwatch run` limits/accounts
+    assert set(cg.mounts) == managed & set(_v1_mounts_in_mountinfo())
 
 
 def test_limits_process_membership_and_removal(
@@ -88,15 +108,16 @@ def test_limits_process_membership_and_removal(
     rel = new_rel()
     cg.create(rel, Limits(memory=64 * MiB, nano_cpus=500_000_000, cpu_shares=512, pids_limit=64, cpuset_cpus="0"))
     paths = cg.paths(rel)
-    for path in paths.values():
-        assert path.is_dir()
+    assert set(paths) == set(cg.mounts) and all(path.is_dir() for path in paths.values()), paths
 
     def kernel(controller: str, name: str) -> str:
         return (paths[controller] / name).read_text().strip()
 
     assert kernel("memory", "memory.limit_in_bytes") == str(64 * MiB)
-    if (paths["memory"] / "memory.memsw.limit_in_bytes").exists():
-        assert kernel("memory", "memory.memsw.limit_in_bytes") == str(64 * MiB)
+    # swap accounting is the kernel's choice (swapaccount=1); where it is on, swap is capped too
+    swap_accounting = (cg.mounts["memory"] / "memory.memsw.limit_in_bytes").exists()
+    memsw = paths["memory"] / "memory.memsw.limit_in_bytes"
+    assert (memsw.read_text().strip() if memsw.exists() else None) == (str(64 * MiB) if swap_accounting else None)
     assert kernel("cpu", "cpu.cfs_period_us") == "100000"
     assert kernel("cpu", "cpu.cfs_quota_us") == "50000"
     assert kernel("cpu", "cpu.shares") == "512"
@@ -111,15 +132,13 @@ def test_limits_process_membership_and_removal(
     cg.add_process(rel, sleeper.pid)
     assert cg.pids(rel) == [sleeper.pid]
     membership = _proc_cgroups(sleeper.pid)
-    for controller in paths:
-        assert membership[controller] == rel, controller
+    assert {c: membership[c] for c in paths} == dict.fromkeys(paths, rel)
     assert not cg.oom_killed(rel)
 
     cg.remove(rel)
     assert sleeper.wait(timeout=5) == -signal.SIGKILL
     assert not cg.exists(rel)
-    for path in paths.values():
-        assert not path.exists()
+    assert [p for p in paths.values() if p.exists()] == []
 
 
 def test_kill_all_sends_the_signal(

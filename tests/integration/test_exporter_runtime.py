@@ -45,11 +45,21 @@ class Stack:
     hw: HW
     url: str  # the exporter
     prom: Prometheus
-    ids: dict[str, str]  # container name -> full id
-    images: dict[str, str]
-    logs: dict[str, list[str]]  # container name -> its stdout lines once its work is done
-    disk: str  # the disk under the writer's volume, as the exporter names it
-    started: float  # wall clock just before the first container started
+    started: dict[str, str]  # container name -> full id, for those that started
+    failed: dict[str, str]  # container name -> why it did not start
+    oom: subprocess.CompletedProcess[str]  # the foreground run of the container the OOM killer ends
+    t0: float  # wall clock just before the first container started
+
+    def id(self, name: str) -> str:
+        """The container's id; fails only the test that needs a container that did not start."""
+        if name not in self.started:
+            pytest.fail(f"{name} did not start: {self.failed.get(name, 'not one of the workloads')}")
+        return self.started[name]
+
+    def all_ids(self) -> dict[str, str]:
+        if self.failed:
+            pytest.fail(f"not every workload started: {self.failed}")
+        return self.started
 
 
 def scrape(url: str) -> list[Sample]:
@@ -72,11 +82,48 @@ def disk_of(path: Path) -> str:
     st = os.stat(path)
     sysdev = Path(f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}")
     if not sysdev.exists():
-        pytest.fail(f"{path} is not on a block device (tmpfs?): its writes would reach no blkio counter")
+        pytest.fail(f"{path} is not on a block device: its writes would reach no blkio counter")
     real = sysdev.resolve()
     if (real / "partition").exists():
         real = real.parent
     return "/dev/" + real.name
+
+
+def _sh(*args: str) -> None:
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(args)} -> {proc.returncode}: {proc.stderr.strip()}")
+
+
+def _umount(target: Path) -> None:
+    if subprocess.run(["umount", str(target)], capture_output=True).returncode != 0:
+        subprocess.run(["umount", "--lazy", str(target)], check=True)  # busy: detach it now, free it later
+
+
+@contextlib.contextmanager
+def loop_mounted_ext4(workdir: Path, size: str = "64M") -> Iterator[Path]:
+    """A fresh ext4 filesystem on a loop device, mounted at workdir/mnt; all of it undone on exit.
+
+    Its image lives on a tmpfs mounted here for it, so the block device does not depend on what the
+    host's /tmp is (tmpfs on Debian 13, overlayfs in a container: neither is a block device).
+    """
+    backing, mnt = workdir / "backing", workdir / "mnt"
+    backing.mkdir()
+    mnt.mkdir()
+    with contextlib.ExitStack() as undo:
+        _sh("mount", "-t", "tmpfs", "-o", "size=96m,mode=700", "hostwatch-test", str(backing))
+        undo.callback(_umount, backing)
+        image = backing / "disk.img"
+        _sh("truncate", "-s", size, str(image))
+        _sh("mkfs.ext4", "-q", "-F", str(image))
+        losetup = subprocess.run(["losetup", "--find", "--show", str(image)], capture_output=True, text=True)
+        if losetup.returncode != 0:
+            pytest.fail(f"no loop device for {image}: {losetup.stderr.strip()}")
+        device = losetup.stdout.strip()
+        undo.callback(subprocess.run, ["losetup", "--detach", device], check=True)
+        _sh("mount", device, str(mnt))
+        undo.callback(_umount, mnt)
+        yield mnt
 
 
 @contextlib.contextmanager
@@ -98,8 +145,8 @@ def exporter(hw: HW, workdir: Path) -> Iterator[str]:
         stop_process(proc)
 
 
-def wait_listening(pid: int, port: int, timeout: float = 10.0) -> None:
-    """Until a TCP socket in `pid`'s network namespace listens on `port` (read from the host)."""
+def listening(pid: int, port: int, timeout: float = 10.0) -> bool:
+    """Whether a TCP socket in `pid`'s network namespace listens on `port` (read from the host) in time."""
     local = f":{port:04X}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -108,9 +155,9 @@ def wait_listening(pid: int, port: int, timeout: float = 10.0) -> None:
                 for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
                     fields = line.split()
                     if fields[1].endswith(local) and fields[3] == TCP_LISTEN:
-                        return
+                        return True
         time.sleep(0.05)
-    pytest.fail(f"nothing listens on port {port} in the namespace of pid {pid}")
+    return False
 
 
 def wait_output(hw: HW, name: str, timeout: float = 20.0) -> list[str]:
@@ -125,50 +172,59 @@ def wait_output(hw: HW, name: str, timeout: float = 20.0) -> list[str]:
         time.sleep(0.1)
 
 
-def start_workloads(hw: HW, rootfs: Path, vol: Path) -> dict[str, str]:
+def start_workloads(hw: HW, rootfs: Path) -> tuple[dict[str, str], dict[str, str], subprocess.CompletedProcess[str]]:
+    """(started: name -> id, failed: name -> why, the OOM run). A workload that cannot start is
+    recorded, not raised: only the tests that need it fail."""
     bb = str(rootfs)
+    started: dict[str, str] = {}
+    failed: dict[str, str] = {}
 
-    def detached(name: str, *args: str) -> str:
-        return hw("run", "-d", "--name", name, *args, check=True).stdout.strip()
+    def detached(name: str, *args: str) -> None:
+        proc = hw("run", "-d", "--name", name, *args)
+        if proc.returncode == 0:
+            started[name] = proc.stdout.strip()
+        else:
+            failed[name] = f"exit {proc.returncode}: {proc.stderr.strip()}"
 
-    ids = {
-        "burner": detached("burner", "--cpus", "0.5", "--rootfs", bb, "--", "sh", "-c", "while :; do :; done"),
-        "alloc": detached("alloc", "--memory", "256m", "--", PYTHON, "-c", ALLOC),
-        "writer": detached("writer", "--rootfs", bb, "-v", f"{vol}:/data", "--", "sh", "-c",
-                           f"dd if=/dev/zero of=/data/blob bs=1M count={WRITE_MIB} oflag=direct && echo written;"
-                           " sleep 600"),
-        # nc reads its stdin too and quits at its EOF: `sleep |` keeps it open; wc prints what arrived
-        "rx": detached("rx", "--net", "bridge", "--rootfs", bb, "--", "sh", "-c",
-                       f"sleep 600 | nc -l -p {PORT} | wc -c"),
-    }  # fmt: skip
-    rx = hw.inspect("rx")
-    wait_listening(rx["State"]["Pid"], PORT)
-    ip = rx["NetworkSettings"]["IPAddress"]
-    ids["tx"] = detached("tx", "--net", "bridge", "--rootfs", bb, "--", "sh", "-c",
-                         f"head -c {SENT} /dev/zero | nc {ip} {PORT}; echo sent; sleep 600")
+    detached("burner", "--cpus", "0.5", "--rootfs", bb, "--", "sh", "-c", "while :; do :; done")
+    detached("alloc", "--memory", "256m", "--", PYTHON, "-c", ALLOC)
+    # nc reads its stdin too and quits at its EOF: `sleep |` keeps it open; wc prints what arrived
+    detached("rx", "--net", "bridge", "--rootfs", bb, "--", "sh", "-c", f"sleep 600 | nc -l -p {PORT} | wc -c")
+    if "rx" not in started:
+        failed["tx"] = "rx did not start"
+    else:
+        rx = hw.inspect("rx")
+        if listening(rx["State"]["Pid"], PORT):
+            ip = rx["NetworkSettings"]["IPAddress"]
+            detached("tx", "--net", "bridge", "--rootfs", bb, "--", "sh", "-c",
+                     f"head -c {SENT} /dev/zero | nc {ip} {PORT}; echo sent; sleep 600")
+        else:
+            failed["tx"] = f"nothing listens on port {PORT} in rx"
     oom = hw("run", "--name", "oom", "--memory", "32m", "--", PYTHON, "-c", OOM)
-    assert oom.returncode == 137, (oom.returncode, oom.stderr)
-    ids["oom"] = hw.inspect("oom")["Id"]
-    return ids
+    if hw("inspect", "oom").returncode == 0:
+        started["oom"] = hw.inspect("oom")["Id"]
+    else:
+        failed["oom"] = f"exit {oom.returncode}: {oom.stderr.strip()}"
+    return started, failed, oom
 
 
 @pytest.fixture(scope="module")
 def stack(busybox_rootfs: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The exporter, Prometheus and the workloads every test here but the disk test looks at.
+
+    Only what all of them need can fail here (the exporter, Prometheus); a workload's own trouble
+    fails the tests that look at that workload."""
     if os.geteuid() != 0:
         pytest.fail("runtime integration tests need root")
     base = tmp_path_factory.mktemp("exporter-runtime")
     hw = HW(base / "state")  # module-wide, unlike the `hw` fixture: one set of containers for every test
-    vol = base / "vol"
-    vol.mkdir()
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(hw.cleanup)
         url = cleanup.enter_context(exporter(hw, base))
         prom = cleanup.enter_context(prometheus([url.removeprefix("http://")], base / "prometheus"))
-        started = time.time()
-        ids = start_workloads(hw, busybox_rootfs, vol)
-        logs = {name: wait_output(hw, name) for name in ("alloc", "writer", "rx", "tx")}
-        images = {name: hw.inspect(name)["Image"] for name in ids}
-        yield Stack(hw, url, prom, ids, images, logs, disk_of(vol), started)
+        t0 = time.time()
+        started, failed, oom = start_workloads(hw, busybox_rootfs)
+        yield Stack(hw, url, prom, started, failed, oom, t0)
 
 
 def test_cpu_burner_at_half_a_cpu(stack: Stack) -> None:

@@ -127,9 +127,11 @@ def test_rm_leaves_no_cgroup_state_or_mount(hw: HW, busybox_rootfs: Path, tmp_pa
 
 
 def test_read_only_volume(hw: HW, busybox_rootfs: Path, tmp_path: Path) -> None:
+    (tmp_path / "probe").write_text("from the host\n")
     proc = hw("run", "--rm", "--rootfs", str(busybox_rootfs), "-v", f"{tmp_path}:/ro:ro", "--",
-              "sh", "-c", "touch /ro/x")
-    assert proc.returncode != 0
+              "sh", "-c", "cat /ro/probe && touch /ro/x")
+    assert proc.stdout == "from the host\n", proc.stderr  # the container ran, with the volume mounted
+    assert proc.returncode == 1 and "Read-only file system" in proc.stderr, proc.stderr
     assert not (tmp_path / "x").exists()
 
 
@@ -142,8 +144,9 @@ def test_bridge_containers_reach_each_other(hw: HW, busybox_rootfs: Path) -> Non
               "ping", "-c", "2", "-W", "2", ip)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 packets received" in proc.stdout
-    addrs = hw("run", "--rm", "--net", "bridge", "--rootfs", str(busybox_rootfs), "--", "ip", "-o", "addr").stdout
-    assert "eth0" in addrs and ip not in addrs
+    addrs = hw("run", "--rm", "--net", "bridge", "--rootfs", str(busybox_rootfs), "--", "ip", "-o", "addr",
+               check=True).stdout
+    assert "eth0" in addrs and ip not in addrs, addrs
     assert Path(f"/run/hostwatch/ipam/{ip}").read_text() == str(hw.state_root / hw.inspect("srv")["Id"])
     hw("rm", "-f", "srv", check=True)
     assert not Path(f"/run/hostwatch/ipam/{ip}").exists()
@@ -228,3 +231,14 @@ def test_five_namespaces_differ_from_the_hosts(hw: HW, busybox_rootfs: Path) -> 
     host = [os.readlink(f"/proc/self/ns/{k}") for k in kinds]
     assert [i.split(":")[0] for i in inside] == list(kinds)
     assert all(a != b for a, b in zip(inside, host, strict=True)), (inside, host)
+
+
+def test_fast_exiting_containers_print_every_line(hw: HW, busybox_rootfs: Path) -> None:
+    """A foreground container that prints one line and exits at once: each run must show it (the
+    monitor copies the output before it reports the exit), on either network mode."""
+    results = []
+    for i in range(12):
+        net = ("none", "bridge")[i % 2]
+        proc = hw("run", "--rm", "--net", net, "--rootfs", str(busybox_rootfs), "--", "echo", f"line {i}")
+        results.append((proc.returncode, proc.stdout, proc.stderr))
+    assert results == [(0, f"line {i}\n", "") for i in range(12)]

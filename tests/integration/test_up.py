@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -11,7 +10,11 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from hostwatch.core.paths import CGROUP_PARENT
+from runtime.cgroups import detect
 
 from hostwatch_cli import HW
 
@@ -34,7 +37,9 @@ def test_up_runs_demo_workloads_until_interrupted(tmp_path: Path) -> None:
             if not line:
                 break
             banner += line
-        assert "demo-ticker" in banner and "demo-hog" in banner, banner + proc.stderr.read() if proc.stderr else ""
+        if "demo-ticker" not in banner or "demo-hog" not in banner:
+            proc.kill()  # so its stderr ends and can be shown
+            pytest.fail(f"no demo workloads in the banner: {banner}{proc.communicate(timeout=30)[1]}")
         time.sleep(2.5)
         assert "tick 1" in hw("logs", "demo-ticker", check=True).stdout
         hog = hw("logs", "demo-hog", check=True)
@@ -48,11 +53,12 @@ def test_up_runs_demo_workloads_until_interrupted(tmp_path: Path) -> None:
         for name, cid in zip(("demo-ticker", "demo-hog"), ids, strict=True):
             assert samples[("container_memory_usage_bytes", name, f"/hostwatch/{cid}")] > 0
         assert samples[("container_memory_rss", "demo-hog", f"/hostwatch/{ids[1]}")] >= 40 * 2**20
+        cgroups = detect()  # whichever version this host runs: the same check holds on v1 and v2
+        assert [cgroups.exists(f"/{CGROUP_PARENT}/{cid}") for cid in ids] == [True, True]
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
         assert hw("ps", "-a", "-q").stdout.strip() == ""
-        for cid in ids:
-            assert not os.path.exists(f"/sys/fs/cgroup/memory/hostwatch/{cid}")
+        assert [cgroups.exists(f"/{CGROUP_PARENT}/{cid}") for cid in ids] == [False, False]
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -1,6 +1,7 @@
 import pytest
 
-from hostwatch.core.units import parse_cpus, parse_cpuset, parse_size
+from hostwatch.core.cgroupfs import parse_cpuset
+from hostwatch.core.units import parse_cpus, parse_size
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.metrics_core import Metric
 
-from exporter.cgroup import CpuStats, open_reader
 from exporter.collectors.base import parse_groups
 from exporter.families import Family, render
+from exporter.readers import CpuStats, open_reader
 from exporter.scrape import Exporter
 
 from exporter_testdata import FIXTURES, HW2_ID, HW_ID, NOW, fixture_config

@@ -12,6 +12,7 @@ from exporter import command
 from exporter.config import ExporterConfig, parse_listen_address
 from exporter.discovery import Discovery
 from exporter.stats import StatsView, binary_size, decimal_size, format_table, run
+from hostwatch.core.config import EXIT_USAGE
 
 from exporter_testdata import FIXTURES, HW_ID, fixture_config
 
@@ -47,12 +48,31 @@ def test_flags_to_config() -> None:
     assert default.listen_address == ":9100" and default.web_config_file is None
 
 
-def test_bad_flags_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("argv", [
+    ["exporter", "--disable-metrics", "nope"],
+    ["exporter", "--cgroup-root", str(FIXTURES / "proc")],  # no cgroup hierarchy there
+    ["exporter", "--web.listen-address", "9100"],
+    ["stats", "--no-stream", "--cgroup-root", str(FIXTURES / "proc")],
+    ["exporter", "--no-such-flag"],
+])
+def test_every_usage_error_exits_125_like_the_rest_of_hostwatch(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hostwatch.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own errors
+        code = e.code  # type: ignore[assignment]
+    assert code == EXIT_USAGE == 125
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_a_bad_group_names_itself(capsys: pytest.CaptureFixture[str]) -> None:
     args = parser().parse_args(["exporter", "--disable-metrics", "nope"])
-    assert args.func(args) == 2
+    assert args.func(args) == EXIT_USAGE
     assert "unknown metric group(s) nope" in capsys.readouterr().err
-    args = parser().parse_args(["exporter", "--cgroup-root", str(FIXTURES / "proc")])
-    assert args.func(args) == 2
 
 
 def test_listen_address() -> None:
@@ -71,7 +91,7 @@ def test_config_from_mapping_rejects_unknown_keys() -> None:
 
 def _view(tree: str, **kw: object) -> StatsView:
     cfg = fixture_config(tree)
-    from exporter.cgroup import open_reader
+    from exporter.readers import open_reader
 
     d = Discovery(open_reader(cfg.cgroup_root), cfg.state_root, cfg.docker_root)
     return StatsView(d, cfg.proc_root, **kw)  # type: ignore[arg-type]

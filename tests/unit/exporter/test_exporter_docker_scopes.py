@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.cgroup import open_reader
 from exporter.discovery import Discovery, container_id_of
+from exporter.readers import open_reader
 
 CID = "ab" * 32
 

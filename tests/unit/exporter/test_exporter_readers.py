@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from exporter import fsread, procfs
-from exporter.cgroup import UnsupportedHierarchy, open_reader, parse_pressure, walk_tree
-from exporter.cgroup_v1 import V1Reader
-from exporter.cgroup_v2 import V2Reader, weight_to_shares
+from exporter.readers import UnsupportedHierarchy, V1Reader, V2Reader, fsread, open_reader, procfs
+from exporter.readers.tree import parse_pressure, walk_tree
+from hostwatch.core.cgroupfs import weight_to_shares
 
 from exporter_testdata import HW2_ID, HW_ID
 
@@ -144,15 +144,18 @@ def test_namespaces_fds_meminfo(fixtures: Path) -> None:
     assert procfs.host_pid(proc) == "1"
 
 
-def test_walk_order_and_leaves_are_not_opened(tmp_path: Path) -> None:
+def test_walk_order_and_leaves_are_not_opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for d in ("a", "b/x", "b/y/z", "c"):
         (tmp_path / d).mkdir(parents=True)
         (tmp_path / d / "cgroup.procs").write_text("")
-    fsread.TRACE = []
-    try:
-        assert list(walk_tree(str(tmp_path))) == ["/", "/a", "/b", "/b/x", "/b/y", "/b/y/z", "/c"]
-        opened = [path[len(str(tmp_path)):] for op, path in fsread.TRACE if op == "scandir"]
-    finally:
-        fsread.TRACE = None
+    opened: list[str] = []
+    real_scandir = fsread.scandir
+
+    def recording_scandir(path: str) -> Iterator[os.DirEntry[str]]:
+        opened.append(path[len(str(tmp_path)):])
+        return real_scandir(path)
+
+    monkeypatch.setattr(fsread, "scandir", recording_scandir)
+    assert list(walk_tree(str(tmp_path))) == ["/", "/a", "/b", "/b/x", "/b/y", "/b/y/z", "/c"]
     assert os.stat(tmp_path / "a").st_nlink == 2, "this test needs a filesystem that counts subdirectories"
     assert opened == ["", "/b", "/b/y"]

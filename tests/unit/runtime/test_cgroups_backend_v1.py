@@ -199,8 +199,8 @@ def test_pids_is_the_union_over_hierarchies(cg: CgroupsV1) -> None:
 def test_add_process_writes_every_hierarchy(cg: CgroupsV1) -> None:
     cg.create(REL, Limits())
     cg.add_process(REL, FAKE)
-    for path in cg.paths(REL).values():
-        assert read(path / "cgroup.procs") == str(FAKE)
+    paths = cg.paths(REL)
+    assert {c: read(paths[c] / "cgroup.procs") for c in HIERARCHIES} == dict.fromkeys(HIERARCHIES, str(FAKE))
 
 
 def test_oom_killed_reads_memory_oom_control(cg: CgroupsV1) -> None:

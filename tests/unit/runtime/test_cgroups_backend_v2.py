@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from hostwatch.core.cgroupfs import shares_to_weight
 from hostwatch.core.containers import Limits
 from runtime.cgroups import CgroupError, CgroupsV2
 from runtime.cgroups.testing import SimulatedV2, make_v2_tree
-from runtime.cgroups.v2 import shares_to_weight, v2_settings
+from runtime.cgroups.v2 import v2_settings
 
 CID = "ab" * 32
 REL = f"/hostwatch/{CID}"

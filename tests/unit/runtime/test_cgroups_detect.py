@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from hostwatch.core.cgroupfs.mountinfo import is_cgroup2_mount, parse_mountinfo, v1_controller_mounts
 from hostwatch.core.containers import Limits
 from runtime.cgroups import CgroupError, CgroupsV1, CgroupsV2, detect
-from runtime.cgroups.mountinfo import is_cgroup2_mount, parse_mountinfo, v1_controller_mounts
 from runtime.cgroups.testing import make_v1_tree, make_v2_tree, v1_mountinfo, v2_mountinfo
 
 # /proc/self/mountinfo of a hybrid host like the one this project is developed on

@@ -52,6 +52,9 @@ GOOD = [
 @pytest.mark.parametrize(("driver", "opts"), GOOD)
 def test_valid_options_are_accepted(driver: str, opts: dict[str, str]) -> None:
     validate(driver, opts)
+    # ... by a validator that reads them: the same options plus an unknown key are refused
+    with pytest.raises(ValueError, match="no-such-opt"):
+        validate(driver, {**opts, "no-such-opt": "1"})
 
 
 BAD = [

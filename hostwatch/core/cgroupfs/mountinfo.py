@@ -1,4 +1,4 @@
-"""Parse /proc/<pid>/mountinfo (proc(5)) for cgroup mounts."""
+"""Parse /proc/<pid>/mountinfo (proc(5)): mount points, filesystem types, cgroup controllers."""
 
 from __future__ import annotations
 

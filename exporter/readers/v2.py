@@ -8,17 +8,26 @@ from __future__ import annotations
 
 import os
 
-from exporter import fsread, procfs
-from exporter.cgroup import (
-    CpuStats,
-    IoCounters,
-    MemoryStats,
-    PidsStats,
-    Pressure,
-    SpecStats,
-    TreeMembership,
-    join,
-    parse_pressure,
+from exporter.readers import fsread, procfs
+from exporter.readers.base import CpuStats, IoCounters, MemoryStats, PidsStats, Pressure, SpecStats
+from exporter.readers.tree import TreeMembership, join, parse_pressure
+from hostwatch.core.cgroupfs import weight_to_shares
+from hostwatch.core.cgroupfs.files import (
+    CPU_MAX,
+    CPU_STAT,
+    CPU_WEIGHT,
+    IO_STAT,
+    MEMORY_CURRENT,
+    MEMORY_EVENTS,
+    MEMORY_MAX,
+    MEMORY_MIN,
+    MEMORY_PEAK,
+    MEMORY_STAT,
+    MEMORY_SWAP_CURRENT,
+    MEMORY_SWAP_MAX,
+    PIDS_CURRENT,
+    PIDS_MAX,
+    PRESSURE,
 )
 
 
@@ -29,11 +38,6 @@ def _opt(fn: object, path: str) -> int | None:
         return None
 
 
-def weight_to_shares(weight: int) -> int:
-    """cgroup v2 cpu.weight [1..10000] back to v1 shares [2..262144], as cAdvisor/runc map it."""
-    return 2 + ((weight - 1) * 262142) // 9999
-
-
 class V2Reader(TreeMembership):
     version = 2
 
@@ -41,10 +45,10 @@ class V2Reader(TreeMembership):
         self.root = root
         self.proc_root = proc_root
         self.membership_root = root
-        self._psi = os.path.exists(os.path.join(root, "cpu.pressure"))
+        self._psi = os.path.exists(f"{root}/{PRESSURE['cpu']}")
 
     def cpu(self, cg: str, per_cpu: bool) -> CpuStats:
-        stat = fsread.read_flat_keyed(join(self.root, cg) + "/cpu.stat")
+        stat = fsread.read_flat_keyed(f"{join(self.root, cg)}/{CPU_STAT}")
         usage = stat.get("usage_usec")
         user = stat.get("user_usec")
         system = stat.get("system_usec")
@@ -60,7 +64,7 @@ class V2Reader(TreeMembership):
 
     def memory(self, cg: str) -> MemoryStats:
         base = join(self.root, cg)
-        stat = fsread.read_flat_keyed(base + "/memory.stat")
+        stat = fsread.read_flat_keyed(f"{base}/{MEMORY_STAT}")
         swap: int | None
         if cg == "/":
             # The root has no memory.current/memory.swap.current: like cAdvisor (runc's
@@ -70,9 +74,9 @@ class V2Reader(TreeMembership):
             swap = info.get("SwapTotal", 0) - info.get("SwapFree", 0)
             events: dict[str, int] = {}
         else:
-            usage = fsread.read_int(base + "/memory.current")
-            events = fsread.read_flat_keyed(base + "/memory.events")
-            swap = _opt(fsread.read_int, base + "/memory.swap.current")
+            usage = fsread.read_int(f"{base}/{MEMORY_CURRENT}")
+            events = fsread.read_flat_keyed(f"{base}/{MEMORY_EVENTS}")
+            swap = _opt(fsread.read_int, f"{base}/{MEMORY_SWAP_CURRENT}")
         return MemoryStats(
             usage=usage,
             working_set=None if usage is None else max(0, usage - stat.get("inactive_file", 0)),
@@ -80,7 +84,7 @@ class V2Reader(TreeMembership):
             cache=stat.get("file"),
             mapped_file=stat.get("file_mapped"),
             swap=swap,
-            max_usage=_opt(fsread.read_int, base + "/memory.peak"),  # kernel >= 5.19
+            max_usage=_opt(fsread.read_int, f"{base}/{MEMORY_PEAK}"),  # kernel >= 5.19
             pgfault=stat.get("pgfault"),
             pgmajfault=stat.get("pgmajfault"),
             hierarchy_pgfault=stat.get("pgfault"),
@@ -92,20 +96,20 @@ class V2Reader(TreeMembership):
         if cg == "/":
             return SpecStats()
         base = self.root + cg
-        quota_s, _, period_s = fsread.read_bytes(base + "/cpu.max").strip().partition(b" ")
-        weight = _opt(fsread.read_int, base + "/cpu.weight")
+        quota_s, _, period_s = fsread.read_bytes(f"{base}/{CPU_MAX}").strip().partition(b" ")
+        weight = _opt(fsread.read_int, f"{base}/{CPU_WEIGHT}")
         return SpecStats(
             cpu_period=int(period_s) if period_s else None,
             cpu_quota=None if quota_s == b"max" else int(quota_s),
             cpu_shares=None if weight is None else weight_to_shares(weight),
-            memory_limit=fsread.read_int_or_max(base + "/memory.max"),
-            memory_swap_limit=_opt(fsread.read_int_or_max, base + "/memory.swap.max"),
-            memory_reservation=_opt(fsread.read_int, base + "/memory.min"),
+            memory_limit=fsread.read_int_or_max(f"{base}/{MEMORY_MAX}"),
+            memory_swap_limit=_opt(fsread.read_int_or_max, f"{base}/{MEMORY_SWAP_MAX}"),
+            memory_reservation=_opt(fsread.read_int, f"{base}/{MEMORY_MIN}"),
         )
 
     def io(self, cg: str) -> dict[str, IoCounters]:
         out: dict[str, IoCounters] = {}
-        for line in fsread.read_bytes(join(self.root, cg) + "/io.stat").split(b"\n"):
+        for line in fsread.read_bytes(f"{join(self.root, cg)}/{IO_STAT}").split(b"\n"):
             dev, _, rest = line.partition(b" ")
             if not rest:
                 continue
@@ -122,16 +126,16 @@ class V2Reader(TreeMembership):
         if cg == "/":
             return PidsStats()
         base = self.root + cg
-        return PidsStats(fsread.read_int(base + "/pids.current"), fsread.read_int_or_max(base + "/pids.max"))
+        return PidsStats(fsread.read_int(f"{base}/{PIDS_CURRENT}"), fsread.read_int_or_max(f"{base}/{PIDS_MAX}"))
 
     def has_pressure(self) -> bool:
         return self._psi
 
     def pressure(self, cg: str) -> dict[str, Pressure]:
         base = join(self.root, cg)
-        return {res: parse_pressure(f"{base}/{res}.pressure") for res in ("cpu", "memory", "io")}
+        return {res: parse_pressure(f"{base}/{fname}") for res, fname in PRESSURE.items()}
 
     def oom_kills(self, cg: str) -> int | None:
         if cg == "/":
             return None
-        return fsread.read_flat_keyed(self.root + cg + "/memory.events").get("oom_kill")
+        return fsread.read_flat_keyed(f"{self.root}{cg}/{MEMORY_EVENTS}").get("oom_kill")

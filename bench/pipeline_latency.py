@@ -1,0 +1,171 @@
+"""Line written -> searchable in Elasticsearch: p50/p99 at 1,000 and 10,000 lines/s, through
+`hostwatch ship` and `hostwatch index` into noida-db; and the indexer's CPU per document next to a
+bare baseline in the same run (a plain consumer feeding helpers.bulk, no logic).
+
+    .venv/bin/python bench/pipeline_latency.py [--seconds 10] [--rates 1000,10000]
+
+The writer appends Docker json-file lines (what a container's json-file driver writes) carrying
+their write time; a poller searches for new documents every 20 ms and records when each appears.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from confluent_kafka import Consumer
+from elasticsearch import Elasticsearch, helpers
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from shipper_throughput import free_port, proc_cpu, wait_port  # noqa: E402
+
+HW = str(Path(sys.executable).with_name("hostwatch"))
+
+
+def writer(path: Path, rate: int, seconds: float, tag: str) -> int:
+    """Append `rate` lines/s for `seconds`, in 10 ms slices; each message carries its write time."""
+    n = 0
+    start = time.monotonic()
+    with open(path, "a") as f:
+        while (elapsed := time.monotonic() - start) < seconds:
+            due = int(elapsed * rate) + 1
+            lines = []
+            while n < due:
+                now = time.time_ns()
+                t = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now // 10**9)) + f".{now % 10**9:09d}Z"
+                lines.append(json.dumps({"log": f"{tag} {n} {now}\n", "stream": "stdout", "time": t}) + "\n")
+                n += 1
+            f.write("".join(lines))
+            f.flush()
+            time.sleep(0.01)
+    return n
+
+
+def poll_latencies(es: Elasticsearch, tag: str, expected: int, timeout: float) -> list[float]:
+    seen: dict[int, float] = {}
+    after = None
+    deadline = time.monotonic() + timeout
+    while len(seen) < expected and time.monotonic() < deadline:
+        resp = es.search(index="hostwatch-logs-*", query={"match_phrase": {"message": tag}}, size=5000,
+                         sort=[{"event.sequence": "asc"}], search_after=after, ignore_unavailable=True)
+        hits = resp["hits"]["hits"]
+        now = time.time_ns()
+        for h in hits:
+            _, n, written = h["_source"]["message"].split(" ")
+            seen.setdefault(int(n), (now - int(written)) / 1e9)
+        if hits:
+            after = hits[-1]["sort"]
+        else:
+            time.sleep(0.02)
+    return sorted(seen.values())
+
+
+def pct(values: list[float], p: float) -> float:
+    return values[min(len(values) - 1, int(len(values) * p))] if values else float("nan")
+
+
+def bare_baseline(bootstrap: str, es_url: str, topic: str, n: int) -> float:
+    """CPU seconds per document of the plainest indexer: consume, json.loads, helpers.bulk."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bare-{time.time_ns()}",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    es = Elasticsearch(es_url)
+    got = 0
+    t0 = time.process_time()
+    deadline = time.monotonic() + 120
+    while got < n and time.monotonic() < deadline:
+        msgs = [m for m in c.consume(5000, 0.2) if m.error() is None]
+        if not msgs:
+            continue
+        helpers.bulk(es, ({"_index": "bare-baseline", "_source": json.loads(m.value() or b"{}")} for m in msgs),
+                     chunk_size=5000, raise_on_error=False)
+        c.commit(asynchronous=False)
+        got += len(msgs)
+    cpu = time.process_time() - t0
+    c.close()
+    return cpu / max(got, 1)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--rates", default="1000,10000")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="hw-latency-"))
+    kport, eport = free_port(), free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(cmd: list[str], name: str) -> subprocess.Popen[bytes]:
+        p = subprocess.Popen(cmd, stdout=open(work / f"{name}.log", "wb"), stderr=subprocess.STDOUT,
+                             start_new_session=True)
+        procs.append(p)
+        return p
+
+    try:
+        start([str(Path(sys.executable).with_name("noida-db")), "start", "--data-dir", str(work / "noida"),
+               "--host", "127.0.0.1", "--only", "kafka,elasticsearch", "--kafka-port", str(kport),
+               "--elasticsearch-port", str(eport)], "noida")
+        wait_port(kport)
+        wait_port(eport)
+        bootstrap, es_url = f"127.0.0.1:{kport}", f"http://127.0.0.1:{eport}"
+        cid = "c" * 64
+        log = work / "containers" / cid / f"{cid}-json.log"
+        log.parent.mkdir(parents=True)
+        log.touch()
+        start([HW, "ship", "--kafka.brokers", bootstrap, "--docker.logs-glob", str(log), "--state.dir",
+               str(work / "ship"), "--forward.enabled", "false", "--gelf.enabled", "false",
+               "--web.listen-address", "127.0.0.1:0"], "ship")
+        indexer = start([HW, "index", "--kafka.brokers", bootstrap, "--elasticsearch.hosts", es_url,
+                         "--web.listen-address", "127.0.0.1:0"], "index")
+        es = Elasticsearch(es_url)
+        writer(log, 50, 2.0, "warmup")  # lets both join Kafka and Elasticsearch before the clock runs
+        poll_latencies(es, "warmup", 100, 30)
+        rows = []
+        total = 100
+        cpu0 = proc_cpu(indexer.pid)
+        for rate in (int(r) for r in args.rates.split(",")):
+            tag = f"rate{rate}"
+            result: dict[str, list[float]] = {}
+            written = 0
+
+            def poll(tag: str = tag, rate: int = rate) -> None:
+                result["lat"] = poll_latencies(es, tag, int(rate * args.seconds), args.seconds + 30)
+
+            t = threading.Thread(target=poll)
+            t.start()
+            written = writer(log, rate, args.seconds, tag)
+            t.join()
+            lat = result.get("lat", [])
+            total += written
+            rows.append((rate, written, len(lat), pct(lat, 0.5), pct(lat, 0.99), max(lat) if lat else float("nan")))
+        index_cpu = (proc_cpu(indexer.pid) - cpu0) / (total - 100)
+        bare = bare_baseline(bootstrap, es_url, "hostwatch-logs", total)
+        print(f"{'rate/s':>8} {'written':>8} {'found':>8} {'p50 s':>8} {'p99 s':>8} {'max s':>8}")
+        for r in rows:
+            print(f"{r[0]:>8} {r[1]:>8} {r[2]:>8} {r[3]:>8.3f} {r[4]:>8.3f} {r[5]:>8.3f}")
+        print(f"indexer CPU per document: {index_cpu * 1e6:.1f} us; bare consumer + helpers.bulk: "
+              f"{bare * 1e6:.1f} us; ratio {index_cpu / bare:.2f}x")
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                os.kill(p.pid, signal.SIGTERM)
+                try:
+                    p.wait(20)
+                except subprocess.TimeoutExpired:
+                    os.kill(p.pid, signal.SIGKILL)
+                    p.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The exporter's readers: cgroup v1/v2 and procfs, pure parsers over a root path.
+
+`open_reader` picks the cgroup reader once, at start-up, by hostwatch.core.cgroupfs's one detection
+rule; nothing else in the exporter branches on the cgroup version.
+
+- base: the value types and the `CgroupReader` interface;
+- tree: the hierarchy walk, membership and PSI parsing both versions share;
+- v1, v2: the two readers; procfs: /proc; fsread: the file primitives all of them read through.
+"""
+
+from __future__ import annotations
+
+from exporter.readers.base import (
+    CgroupReader,
+    CpuStats,
+    IoCounters,
+    MemoryStats,
+    PidsStats,
+    Pressure,
+    SpecStats,
+    UnsupportedHierarchy,
+)
+from exporter.readers.v1 import V1Reader
+from exporter.readers.v2 import V2Reader
+from hostwatch.core.cgroupfs import CgroupError, detect
+from hostwatch.core.cgroupfs.layout import MOUNTINFO
+from hostwatch.core.paths import CGROUP_ROOT, PROC_ROOT
+
+__all__ = [
+    "CgroupReader",
+    "CpuStats",
+    "IoCounters",
+    "MemoryStats",
+    "PidsStats",
+    "Pressure",
+    "SpecStats",
+    "UnsupportedHierarchy",
+    "V1Reader",
+    "V2Reader",
+    "open_reader",
+]
+
+
+def open_reader(cgroup_root: str = str(CGROUP_ROOT), proc_root: str = str(PROC_ROOT),
+                mountinfo: str = str(MOUNTINFO)) -> CgroupReader:
+    """The reader for the hierarchy at `cgroup_root`: V2Reader on a cgroup2 mount, V1Reader on a
+    legacy or hybrid host (see hostwatch.core.cgroupfs.layout for the rule)."""
+    try:
+        layout = detect(cgroup_root, mountinfo)
+    except CgroupError as e:
+        raise UnsupportedHierarchy(str(e)) from e
+    if layout.version == 2:
+        return V2Reader(str(layout.root), proc_root)
+    return V1Reader(layout)

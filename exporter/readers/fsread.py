@@ -1,0 +1,57 @@
+"""Tiny, fast file primitives over cgroupfs/procfs (os.open/os.read, no pathlib on the hot path).
+
+Every function raises OSError when the file is missing or unreadable; callers decide whether that
+is an error to count or an optional feature. Readers call them through this module
+(`fsread.read_bytes(...)`), so every file operation a scrape makes passes through one of the four
+names read_bytes, listdir, readlink and scandir (bench/exporter_scrape.py wraps them to record one).
+"""
+
+from __future__ import annotations
+
+import os
+
+from hostwatch.core.cgroupfs import parse_flat_keyed
+
+_O_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+
+listdir = os.listdir
+readlink = os.readlink
+scandir = os.scandir
+
+
+def read_bytes(path: str) -> bytes:
+    fd = os.open(path, _O_FLAGS)
+    try:
+        data = os.read(fd, 65536)
+        if len(data) < 65536:
+            return data
+        chunks = [data]
+        while True:
+            more = os.read(fd, 65536)
+            if not more:
+                return b"".join(chunks)
+            chunks.append(more)
+    finally:
+        os.close(fd)
+
+
+def read_text(path: str) -> str:
+    return read_bytes(path).decode("utf-8", "replace")
+
+
+def read_int(path: str) -> int:
+    """A single integer file (memory.usage_in_bytes, pids.current...). ValueError on junk."""
+    return int(read_bytes(path))
+
+
+def read_int_or_max(path: str) -> int | None:
+    """A single integer or the literal `max` (v2 limits, pids.max): None means unlimited."""
+    raw = read_bytes(path).strip()
+    if raw == b"max":
+        return None
+    return int(raw)
+
+
+def read_flat_keyed(path: str) -> dict[str, int]:
+    """`key value` lines (memory.stat, cpu.stat, cpuacct.stat, memory.events, memory.oom_control)."""
+    return parse_flat_keyed(read_bytes(path))

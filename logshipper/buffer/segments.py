@@ -1,0 +1,179 @@
+"""The disk buffer's file format: segment files of framed batches, and the acknowledged position.
+
+A segment `NNNNNNNNNNNN.seg` is a sequence of frames, one per batch:
+    u32 body length | u32 CRC32 of the body | body
+    body = u32 events | u64 oldest event ns | u64 nbytes
+           | msgpack [source, [topic, ...], [[topic index, key, value], ...]]
+(little-endian). A frame cut short or whose CRC does not match ends the valid part of its segment:
+that is the torn tail of a write a crash interrupted. `position` holds the (segment, offset) before
+which every frame was delivered, replaced atomically (write, fsync, rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgpack
+
+from logshipper.buffer.base import Record, RecordBatch
+
+HEADER = struct.Struct("<II")
+META = struct.Struct("<IQQ")
+SUFFIX = ".seg"
+POSITION_FILE = "position"
+MAX_BODY = 1 << 30  # a length beyond this is garbage, not a frame
+SCAN_CHUNK = 4 << 20
+
+Position = tuple[int, int]  # (segment id, byte offset)
+
+
+class CorruptFrame(ValueError):
+    pass
+
+
+def encode(batch: RecordBatch) -> bytes:
+    """One frame for the whole batch (one write, no per-record syscalls)."""
+    topics: dict[str, int] = {}
+    rows = []
+    for r in batch.records:
+        i = topics.get(r.topic)
+        if i is None:
+            i = topics[r.topic] = len(topics)
+        rows.append((i, r.key, r.value))
+    body = META.pack(len(batch.records), batch.oldest_ns, batch.nbytes) + msgpack.packb(
+        (batch.source, list(topics), rows))
+    return HEADER.pack(len(body), zlib.crc32(body)) + body
+
+
+def decode(body: bytes | memoryview) -> RecordBatch:
+    """The batch of a frame body (its ack is None: the caller attaches one if it has it)."""
+    try:
+        _events, oldest, nbytes = META.unpack_from(body)
+        source, topics, rows = msgpack.unpackb(body[META.size:], use_list=False)
+        records = [Record(topics[i], k, v) for i, k, v in rows]
+    except (ValueError, TypeError, IndexError, struct.error, msgpack.UnpackException) as e:
+        raise CorruptFrame(f"undecodable frame body: {e}") from e
+    return RecordBatch(records, None, source, oldest, nbytes)
+
+
+def segment_path(directory: Path, seg: int) -> Path:
+    return directory / f"{seg:012d}{SUFFIX}"
+
+
+def list_segments(directory: Path) -> list[int]:
+    ids = []
+    for p in directory.iterdir():
+        if p.name.endswith(SUFFIX) and p.name[:-len(SUFFIX)].isdigit():
+            ids.append(int(p.name[:-len(SUFFIX)]))
+    return sorted(ids)
+
+
+@dataclass
+class Scan:
+    end: int  # offset after the last valid frame
+    size: int  # the file's size (larger than end when the tail is torn)
+    frames: int = 0
+    events: int = 0
+    bytes: int = 0
+    first_oldest_ns: int = 0
+
+
+def scan(path: Path, start: int) -> Scan:
+    """Validate the frames of a segment from `start`: count them and find where the valid part ends."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        result = Scan(end=min(start, size), size=size)
+        f.seek(result.end)
+        buf = b""
+        i = 0  # buf[i:] is not consumed yet; it starts at file offset result.end
+        while True:
+            avail = len(buf) - i
+            if avail < HEADER.size:
+                more = f.read(SCAN_CHUNK)
+                if not more:
+                    break
+                buf, i = buf[i:] + more, 0
+                continue
+            length, crc = HEADER.unpack_from(buf, i)
+            need = HEADER.size + length
+            if length < META.size or length > MAX_BODY or result.end + need > size:
+                break
+            if avail < need:
+                buf, i = buf[i:] + f.read(max(SCAN_CHUNK, need - avail)), 0
+                if len(buf) < need:
+                    break
+            body = memoryview(buf)[i + HEADER.size:i + need]
+            ok = zlib.crc32(body) == crc
+            events, oldest, _ = META.unpack_from(body)
+            body.release()
+            if not ok:
+                break
+            if not result.frames:
+                result.first_oldest_ns = oldest
+            result.frames += 1
+            result.events += events
+            result.bytes += need
+            i += need
+            result.end += need
+    return result
+
+
+def read_frames(fd: int, offset: int, end: int, max_bytes: int) -> list[tuple[int, int, memoryview]]:
+    """Frames of one segment from `offset` up to `end`: about max_bytes of them (one at least, however
+    large), as [(end offset of the frame, frame length, body)]. A bad frame raises CorruptFrame."""
+    data = os.pread(fd, min(end - offset, max_bytes), offset)
+    if len(data) >= HEADER.size:
+        first = HEADER.size + HEADER.unpack_from(data)[0]
+        if len(data) < first <= end - offset:
+            data = os.pread(fd, first, offset)  # one frame larger than the read-ahead
+    view = memoryview(data)
+    out: list[tuple[int, int, memoryview]] = []
+    pos = 0
+    while offset + pos < end:
+        if len(data) - pos < HEADER.size:
+            if out:
+                break
+            raise CorruptFrame(f"short frame header at {offset + pos}")
+        length, crc = HEADER.unpack_from(view, pos)
+        frame_len = HEADER.size + length
+        if length < META.size or length > MAX_BODY or offset + pos + frame_len > end:
+            raise CorruptFrame(f"bad frame length {length} at {offset + pos}")
+        if pos + frame_len > len(data):
+            if out:
+                break
+            raise CorruptFrame(f"frame at {offset + pos} cut short")
+        body = view[pos + HEADER.size:pos + frame_len]
+        if zlib.crc32(body) != crc:
+            raise CorruptFrame(f"CRC mismatch in the frame at {offset + pos}")
+        pos += frame_len
+        out.append((offset + pos, frame_len, body))
+    return out
+
+
+def load_position(directory: Path) -> Position | None:
+    try:
+        data = json.loads((directory / POSITION_FILE).read_text())
+        return int(data["segment"]), int(data["offset"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        return None  # unreadable: replay everything still on disk (duplicates, never a loss)
+
+
+def save_position(directory: Path, pos: Position) -> None:
+    tmp = directory / (POSITION_FILE + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump({"segment": pos[0], "offset": pos[1]}, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, directory / POSITION_FILE)
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)

@@ -1,0 +1,1 @@
+"""Where buffered records go: kafka (the producer behind a small interface) and topic templates."""

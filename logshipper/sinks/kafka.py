@@ -1,0 +1,378 @@
+"""The Kafka sink: buffer -> producer -> buffer.release(batch) once Kafka acknowledged every record.
+
+A background task pops batches in order and hands their records to the producer (acks=all, the
+idempotent producer, key = container id so one container's lines stay in one partition, in order).
+Delivery reports arrive on a poll thread; when the last record of a batch is reported, the batch is
+handed back to the event loop (call_soon_threadsafe), which releases it from the buffer: that runs
+the source's ack. At most `max_in_flight_events` events are in the producer at once.
+
+Failures:
+- broker down or slow: the client retries without end (message.timeout.ms 0), reconnecting with
+  backoff from retry_backoff_ms to retry_backoff_max_ms; nothing is released meanwhile, so the
+  buffer fills and then blocks (or drops, by its policy), and drains when the broker is back.
+- a record Kafka can never take (too large, invalid): counted in dropped{reason} and kafka_errors,
+  the rest of its batch carries on.
+- any other error (an unknown topic, authorization, a fatal idempotence error): the failed records
+  are produced again after an exponential backoff (a new producer after a fatal error); records
+  retried this way may land after later ones of the same key. Counted in kafka_errors.
+- stop() waits up to `flush_timeout` for what is in flight; the rest stays unreleased (in the disk
+  buffer, and unacked at its source).
+
+confluent-kafka (librdkafka) is the client, behind the small `Producer` interface: measured here
+it takes ~2.5 us of CPU per record where kafka-python took ~24.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from logshipper.buffer.base import Buffer, Record, RecordBatch
+from logshipper.buffer.room import BufferClosed
+from logshipper.config import KafkaConfig
+from logshipper.sinks.topic import TopicTemplate, compile_template, topic_for
+from logshipper.telemetry import ShipperMetrics
+
+__all__ = ["ConfluentProducer", "KafkaSink", "Producer", "TopicTemplate", "compile_template", "topic_for"]
+
+log = logging.getLogger("hostwatch.logshipper.kafka")
+
+POLL_SECONDS = 0.1
+QUEUE_FULL_WAIT = 0.005  # the client's own queue is full (bytes): let the poll thread drain it
+PUMP_ERROR_WAIT = 1.0
+CLIENT_QUEUE_KBYTES = 64 << 10  # what librdkafka may hold (the events bound usually comes first)
+ERROR_LOG_INTERVAL = 10.0
+UNKNOWN_SOURCE = "unknown"
+
+# librdkafka error codes (confluent_kafka.KafkaError) this module acts on
+ERR_MSG_SIZE_TOO_LARGE = 10
+ERR_INVALID_MSG_SIZE = 4
+ERR_INVALID_MSG = 2
+ERR_RECORD_LIST_TOO_LARGE = 18
+ERR_INVALID_RECORD = 87
+ERR__INVALID_ARG = -186
+ERR__PURGE_QUEUE = -152
+ERR__PURGE_INFLIGHT = -151
+ERR__FATAL = -150
+RECORD_ERRORS = frozenset({ERR_MSG_SIZE_TOO_LARGE, ERR_INVALID_MSG_SIZE, ERR_INVALID_MSG, ERR_RECORD_LIST_TOO_LARGE,
+                           ERR_INVALID_RECORD, ERR__INVALID_ARG})  # this record can never be taken
+PURGED = frozenset({ERR__PURGE_QUEUE, ERR__PURGE_INFLIGHT})
+
+
+class DeliveryError(Protocol):
+    """What a delivery report's error offers (confluent_kafka.KafkaError has these)."""
+
+    def code(self) -> int: ...
+
+    def name(self) -> str: ...
+
+    def retriable(self) -> bool: ...
+
+    def fatal(self) -> bool: ...
+
+
+class DeliveredMessage(Protocol):
+    def topic(self) -> str | None: ...
+
+    def key(self) -> bytes | None: ...
+
+    def value(self) -> bytes | None: ...
+
+
+OnDelivery = Callable[[DeliveryError | None, Any], None]  # (error, message or Record), from any thread
+
+
+class Producer(Protocol):
+    def produce_batch(self, records: Sequence[Record], start: int, on_delivery: OnDelivery) -> int:
+        """Hand records[start:] to the client, each reported to `on_delivery` (now, with the Record,
+        when the client refuses it outright; later, from poll(), with the delivered message). Returns
+        the index of the first record not taken because the client's queue is full (len(records): all)."""
+        ...
+
+    def poll(self, timeout: float) -> None: ...
+
+    def purge(self) -> None:
+        """Abandon what is queued or in flight (reported with a purge error)."""
+        ...
+
+    def flush(self, timeout: float) -> int: ...
+
+
+ProducerFactory = Callable[[KafkaConfig, Callable[[DeliveryError], None]], Producer]
+
+
+class ConfluentProducer:
+    def __init__(self, config: KafkaConfig, on_error: Callable[[DeliveryError], None]) -> None:
+        import confluent_kafka
+
+        self._error_type = confluent_kafka.KafkaError
+        self._exception_type = confluent_kafka.KafkaException
+        self._producer = confluent_kafka.Producer({
+            "bootstrap.servers": ",".join(config.brokers),
+            "acks": "all",
+            "enable.idempotence": True,
+            "compression.type": config.compression,
+            "linger.ms": config.linger_ms,
+            "message.timeout.ms": 0,  # never give up on a record: the buffer holds it until Kafka has it
+            "retry.backoff.ms": config.retry_backoff_ms,
+            "retry.backoff.max.ms": config.retry_backoff_max_ms,
+            "reconnect.backoff.ms": config.retry_backoff_ms,
+            "reconnect.backoff.max.ms": config.retry_backoff_max_ms,
+            "queue.buffering.max.messages": min(2 * config.max_in_flight_events, 2_000_000_000),
+            "queue.buffering.max.kbytes": CLIENT_QUEUE_KBYTES,
+            "partitioner": "murmur2_random",  # the Java client's: the same key lands where Java producers put it
+            "error_cb": on_error,
+            "log_level": 2,  # connection failures come through error_cb (rate-limited), not a log line each
+            "logger": logging.getLogger("hostwatch.logshipper.kafka.client"),
+        })
+
+    def produce_batch(self, records: Sequence[Record], start: int, on_delivery: OnDelivery) -> int:
+        produce = self._producer.produce
+        for i in range(start, len(records)):
+            r = records[i]
+            try:
+                produce(r.topic, r.value, r.key, on_delivery=on_delivery)
+            except BufferError:
+                return i
+            except self._exception_type as e:
+                on_delivery(e.args[0], r)
+            except (TypeError, ValueError) as e:
+                on_delivery(self._error_type(ERR_INVALID_RECORD, str(e)), r)
+        return len(records)
+
+    def poll(self, timeout: float) -> None:
+        self._producer.poll(timeout)
+
+    def purge(self) -> None:
+        self._producer.purge()
+
+    def flush(self, timeout: float) -> int:
+        return int(self._producer.flush(timeout))
+
+
+class _Delivery:
+    """One batch on its way: every record it hands to the producer takes one token back when reported;
+    whoever takes the last token (list.pop is atomic, whichever thread) reports the attempt done."""
+
+    __slots__ = ("batch", "tokens", "size", "errors", "sent", "attempt", "generation", "done")
+
+    def __init__(self, batch: RecordBatch, done: Callable[[_Delivery], None]) -> None:
+        self.batch = batch
+        self.tokens: list[int] = []
+        self.size = 0  # records in the current attempt
+        self.errors: list[tuple[DeliveryError, Any]] = []
+        self.sent = 0
+        self.attempt = 0
+        self.generation = 0
+        self.done = done
+
+    def arm(self, count: int, generation: int) -> None:
+        self.tokens = [1] * count
+        self.tokens[0] = 0
+        self.size = count
+        self.errors = []
+        self.generation = generation
+
+    def on_delivery(self, err: DeliveryError | None, msg: Any) -> None:
+        if err is not None:
+            self.errors.append((err, msg))
+        if not self.tokens.pop():
+            self.done(self)
+
+
+class KafkaSink:
+    def __init__(self, config: KafkaConfig, buffer: Buffer, metrics: ShipperMetrics,
+                 producer_factory: ProducerFactory = ConfluentProducer) -> None:
+        if not config.brokers:
+            raise ValueError("no Kafka brokers configured (kafka.brokers)")
+        self._config = config
+        self._buffer = buffer
+        self._metrics = metrics
+        self._factory = producer_factory
+        self._producer: Producer | None = None
+        self._generation = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._in_flight = 0
+        self._room = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._pump_task: asyncio.Task[None] | None = None
+        self._retries: set[asyncio.Task[None]] = set()
+        self._poll_stop = threading.Event()
+        self._poll_thread: threading.Thread | None = None
+        self._stopping = False
+        self._last_error_log = 0.0
+
+    @property
+    def in_flight_events(self) -> int:
+        return self._in_flight
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._producer = self._factory(self._config, self._on_client_error)
+        self._poll_thread = threading.Thread(target=self._poll_loop, name="kafka-poll", daemon=True)
+        self._poll_thread.start()
+        self._pump_task = asyncio.create_task(self._pump(), name="kafka-sink")
+
+    async def stop(self) -> None:
+        if self._pump_task is not None:
+            self._pump_task.cancel()
+            await asyncio.gather(self._pump_task, return_exceptions=True)
+            self._pump_task = None
+        try:
+            await asyncio.wait_for(self._idle.wait(), self._config.flush_timeout)
+        except TimeoutError:
+            log.warning("Kafka sink stopped with %d events undelivered; they stay in the buffer", self._in_flight)
+        self._stopping = True
+        for task in list(self._retries):
+            task.cancel()
+        await asyncio.gather(*self._retries, return_exceptions=True)
+        self._poll_stop.set()
+        if self._poll_thread is not None:
+            await asyncio.to_thread(self._poll_thread.join)
+            self._poll_thread = None
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await asyncio.to_thread(_retire, producer)
+
+    # --- producing (event loop) -----------------------------------------------------------------
+
+    async def _pump(self) -> None:
+        while True:
+            try:
+                batch = await self._buffer.pop()
+            except BufferClosed:
+                return
+            except Exception:  # noqa: BLE001 - a bug: logged, and the sink stays up
+                log.exception("Kafka sink: taking a batch from the buffer failed")
+                await asyncio.sleep(PUMP_ERROR_WAIT)
+                continue
+            n = len(batch.records)
+            if n == 0:
+                self._buffer.release(batch)
+                continue
+            while self._in_flight and self._in_flight + n > self._config.max_in_flight_events:
+                self._room.clear()
+                await self._room.wait()
+            self._in_flight += n
+            self._idle.clear()
+            delivery = _Delivery(batch, self._report_threadsafe)
+            await self._produce(delivery, batch.records)
+
+    async def _produce(self, delivery: _Delivery, records: Sequence[Record]) -> None:
+        assert self._producer is not None
+        delivery.arm(len(records), self._generation)
+        i = 0
+        while True:
+            i = self._producer.produce_batch(records, i, delivery.on_delivery)
+            if i >= len(records):
+                return
+            await asyncio.sleep(QUEUE_FULL_WAIT)
+
+    def _report_threadsafe(self, delivery: _Delivery) -> None:
+        loop = self._loop
+        assert loop is not None
+        try:
+            loop.call_soon_threadsafe(self._delivered, delivery)
+        except RuntimeError:
+            pass  # the loop is closed: the batch stays unreleased in the buffer
+
+    def _delivered(self, d: _Delivery) -> None:
+        """An attempt of a batch is reported in full (on the event loop)."""
+        retry: list[Record] = []
+        dropped: dict[str, int] = {}
+        fatal = False
+        for err, msg in d.errors:
+            code = err.code()
+            if code in PURGED and self._stopping:
+                return  # abandoned on stop: stays in the buffer
+            if code in RECORD_ERRORS:
+                reason = err.name().lower().lstrip("_")
+                dropped[reason] = dropped.get(reason, 0) + 1
+                self._metrics.kafka_errors.labels("false").inc()
+                continue
+            fatal = fatal or err.fatal() or code == ERR__FATAL
+            self._metrics.kafka_errors.labels("true").inc()
+            retry.append(msg if isinstance(msg, Record) else Record(msg.topic(), msg.key(), msg.value()))
+        source = d.batch.source or UNKNOWN_SOURCE
+        for reason, count in dropped.items():
+            log.warning("Kafka refused %d records of a %s batch for good (%s): dropped", count, source, reason)
+            self._metrics.dropped.labels(source, reason).inc(count)
+        d.sent += d.size - len(d.errors)
+        if retry:
+            d.attempt += 1
+            task = asyncio.get_running_loop().create_task(self._retry(d, retry, fatal))
+            self._retries.add(task)
+            task.add_done_callback(self._retries.discard)
+            return
+        self._metrics.sent.labels(source).inc(d.sent)
+        self._in_flight -= len(d.batch.records)
+        self._room.set()
+        if not self._in_flight:
+            self._idle.set()
+        self._buffer.release(d.batch)
+
+    async def _retry(self, d: _Delivery, records: list[Record], fatal: bool) -> None:
+        cfg = self._config
+        delay = min(cfg.retry_backoff_max_ms, cfg.retry_backoff_ms * 2 ** min(d.attempt - 1, 30)) / 1000
+        self._log_error(f"Kafka delivery of {len(records)} records failed; retry {d.attempt} in {delay:.1f} s")
+        await asyncio.sleep(delay)
+        if fatal and d.generation == self._generation:
+            await self._replace_producer()
+        await self._produce(d, records)
+
+    async def _replace_producer(self) -> None:
+        """After a fatal error (the idempotent producer cannot go on): a new producer; what the old one
+        still held is purged and, reported as such, produced again."""
+        log.error("Kafka producer hit a fatal error: starting a new one")
+        old = self._producer
+        self._generation += 1
+        self._producer = self._factory(self._config, self._on_client_error)
+        if old is not None:
+            await asyncio.to_thread(_retire, old)
+
+    # --- the poll thread ----------------------------------------------------------------------
+
+    def _poll_loop(self) -> None:
+        while not self._poll_stop.is_set():
+            producer = self._producer
+            if producer is None:
+                return
+            try:
+                producer.poll(POLL_SECONDS)
+            except Exception:  # noqa: BLE001 - a callback's bug must not stop delivery reports
+                log.exception("Kafka poll failed")
+                time.sleep(POLL_SECONDS)
+
+    def _on_client_error(self, err: DeliveryError) -> None:
+        """Client-level errors (brokers down, transport: the client retries them), from the poll thread."""
+        fatal = err.fatal()
+        self._metrics.kafka_errors.labels("false" if fatal else "true").inc()
+        self._log_error(f"Kafka client: {err.name()} ({err})")
+        if fatal and self._loop is not None and not self._stopping:
+            generation = self._generation
+            try:
+                self._loop.call_soon_threadsafe(self._on_fatal, generation)
+            except RuntimeError:
+                pass
+
+    def _on_fatal(self, generation: int) -> None:
+        if generation == self._generation and not self._stopping:
+            task = asyncio.get_running_loop().create_task(self._replace_producer())
+            self._retries.add(task)
+            task.add_done_callback(self._retries.discard)
+
+    def _log_error(self, message: str) -> None:
+        now = time.monotonic()
+        if now - self._last_error_log >= ERROR_LOG_INTERVAL:
+            self._last_error_log = now
+            log.warning("%s", message)
+
+
+def _retire(producer: Producer) -> None:
+    producer.purge()
+    producer.flush(1.0)

@@ -1,0 +1,577 @@
+"""docker_json: tails Docker json-file logs and their rotations, losing nothing and reading nothing twice.
+
+A file is known by its fingerprint (the checksum of its first line, codecs.dockerjson), not its path or
+inode. Each log (`<dir>/<id>-json.log` with its rotated siblings `.1`, `.2`, ...) is a `Group` with one
+task that reads its files oldest first (deleted ones, then `.N` ... `.1`, then the live file), so
+- rename rotation: the renamed file keeps its fingerprint and open descriptor and is read to its end
+  before the new live file, which has a new first line;
+- copytruncate: the copy has the original's fingerprint; once the original's content is replaced (its
+  fingerprint changes or it shrinks under the read offset) the tail carries on in the copy at the same
+  offset, and the truncated file is a new one read from 0. Every read is checked against the
+  fingerprint after it is made, so a file truncated and refilled between two reads is never read at a
+  stale offset;
+- deletion: the descriptor stays open until the file is read to its end and idle for `remove_after`.
+Positions are committed only in batch acks (in read order, OrderedCommitter), a Docker partial line
+holding back the commit at its first piece until it is complete, and persisted atomically at most every
+`checkpoint_interval` as (fingerprint, path, offset). Blocking work runs in two worker threads; at most
+READ_AHEAD_BATCHES batches are read and not yet taken by `emit`, which bounds memory and passes on
+backpressure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import logging
+import os
+import stat
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hostwatch.core.events import DOCKER_JSON, Batch, LogEvent, OrderedCommitter
+from hostwatch.core.paths import DOCKER_CONTAINERS, state_root
+from logshipper.codecs import dockerjson as dj
+from logshipper.config import DockerConfig
+from logshipper.sources.base import Emit
+from logshipper.telemetry import ShipperMetrics
+
+log = logging.getLogger("hostwatch.logshipper.docker_json")
+
+CHECKPOINT_FILE = "checkpoints.json"
+READ_AHEAD_BATCHES = 2
+IO_THREADS = 2
+LOG_GLOB = "*-json.log*"
+COMPRESSED_SUFFIX = ".gz"  # compressed rotations are not read: their lines were read before compression
+
+Ident = tuple[int, int]  # (st_dev, st_ino)
+T = TypeVar("T")
+
+
+def default_globs() -> tuple[str, ...]:
+    return (str(state_root() / "*" / LOG_GLOB), str(DOCKER_CONTAINERS / "*" / LOG_GLOB))
+
+
+@dataclass(eq=False)
+class Tail:
+    """One file identity (fingerprint) of a log and where it is read."""
+
+    ref: dj.FileRef
+    index: int  # rotation index of its path (0: the live file)
+    ident: Ident
+    fd: int | None  # None once its content is gone from every path (truncated without a copy)
+    offset: int  # the next byte to read
+    committed: int  # everything before it delivered
+    idle_since: float
+    deleted: bool = False
+    skip_line: bool = False  # inside an oversized line: dropping bytes up to its newline
+    stuck_size: int = -1  # the size at which its last line was unterminated (not read again until it grows)
+
+    @property
+    def fp(self) -> str:
+        return self.ref.fingerprint
+
+    def order(self) -> tuple[bool, int]:
+        return (not self.deleted, -self.index)  # oldest first
+
+
+@dataclass(eq=False)
+class Group:
+    """A live log file and its rotated siblings; one task reads it, in order."""
+
+    key: str  # the live file's path
+    container_id: str | None
+    joiner: dj.Joiner
+    tails: dict[str, Tail] = field(default_factory=dict)  # replaced, never mutated, off the loop thread
+    seen: dict[Ident, tuple[int, int, str]] = field(default_factory=dict)  # ident -> size, mtime, fp
+    committer: OrderedCommitter = field(default_factory=OrderedCommitter)
+    rescan: bool = True
+    next_scan: float = 0.0
+    idle_since: float | None = None
+    io: asyncio.Future[Any] | None = None  # the worker-thread call in progress
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass(slots=True)
+class Step:
+    tail: Tail | None = None
+    events: list[LogEvent] = field(default_factory=list)
+    rejects: Counter[str] = field(default_factory=Counter)
+    progress: bool = False  # offsets moved (positions to commit), with or without events
+    rescan: bool = False  # a file changed identity or rotated: scan the group before reading on
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+class DockerJsonSource:
+    name = DOCKER_JSON
+
+    def __init__(self, config: DockerConfig, metrics: ShipperMetrics, *, max_message_bytes: int,
+                 state_dir: Path, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.metrics = metrics
+        self.max_message_bytes = max_message_bytes
+        self.line_limit = dj.max_line_bytes(max_message_bytes)
+        self.state_dir = Path(state_dir)
+        self.checkpoint_path = self.state_dir / CHECKPOINT_FILE
+        self.globs = config.logs_glob or default_globs()
+        self.clock = clock
+        self.groups: dict[str, Group] = {}
+        self._restored: dict[tuple[str, str], dj.Checkpoint] = {}  # (live path, fp): not yet matched
+        self._restored_until = 0.0
+        self._emit: Emit | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._slots = asyncio.Semaphore(READ_AHEAD_BATCHES)
+        self._dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._writing: asyncio.Future[None] | None = None
+        self._stopped = False
+        self._last_write = 0.0
+        self._late_write: asyncio.TimerHandle | None = None
+        self._lag_paths: set[str] = set()
+        metrics.on_collect(self._refresh_lag)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self, emit: Emit) -> None:
+        self._emit = emit
+        self._stopped = False
+        self._executor = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="docker_json")
+        for c in await self._call(self._load_checkpoints):
+            self._restored[(dj.split_rotated(c.path)[0], c.fingerprint)] = c
+        self._restored_until = self.clock() + self.config.remove_after + self.config.scan_interval
+        await self._discover()
+        self._tasks = [asyncio.create_task(self._discover_loop(), name="docker_json-discover"),
+                       asyncio.create_task(self._checkpoint_loop(), name="docker_json-checkpoint")]
+
+    async def stop(self) -> None:
+        """Stop reading, close every file and persist what is committed. Acks that arrive later
+        still advance the checkpoint (written at most every checkpoint_interval)."""
+        if self._executor is None:
+            return
+        self._stopped = True
+        tasks = self._tasks + [g.task for g in self.groups.values() if g.task is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        pending = [f for f in [self._writing, *(g.io for g in self.groups.values())] if f is not None]
+        await asyncio.gather(*pending, return_exceptions=True)  # a worker thread still using a file
+        for g in self.groups.values():
+            for tail in g.tails.values():
+                _close(tail.fd)
+                tail.fd = None
+        await self._call(self._write_checkpoints, self._snapshot())
+        self._executor.shutdown(wait=True)
+        self._executor = None
+        self._tasks = []
+
+    async def _call(self, fn: Callable[..., T], *args: Any, group: Group | None = None) -> T:
+        loop = asyncio.get_running_loop()
+        fut = loop.run_in_executor(self._executor, fn, *args)
+        if group is not None:
+            group.io = fut
+        return await asyncio.shield(fut)  # cancelling the caller must not orphan a thread using a file
+
+    # --- discovery ---------------------------------------------------------------------------------
+
+    def _glob(self) -> set[str]:
+        keys = set()
+        for pattern in self.globs:
+            for path in glob.glob(pattern):
+                if not path.endswith(COMPRESSED_SUFFIX):
+                    keys.add(dj.split_rotated(path)[0])
+        return keys
+
+    async def _discover(self) -> None:
+        for key in sorted(await self._call(self._glob)):
+            if key not in self.groups:
+                g = Group(key, dj.container_id_from_path(key), dj.Joiner(self.max_message_bytes))
+                self.groups[key] = g
+                g.task = asyncio.create_task(self._run_group(g), name=f"docker_json {key}")
+
+    async def _discover_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.scan_interval)
+            try:
+                await self._discover()
+            except OSError as e:
+                log.warning("scanning %s: %s", ", ".join(self.globs), e)
+
+    # --- one log's task ------------------------------------------------------------------------------
+
+    async def _run_group(self, g: Group) -> None:
+        cfg = self.config
+        try:
+            while True:
+                now = self.clock()
+                if g.rescan or now >= g.next_scan:
+                    g.rescan = False
+                    g.next_scan = now + cfg.scan_interval
+                    if not await self._call(self._scan, g, now, group=g):
+                        return  # every file of this log is gone and released
+                async with self._slots:
+                    step = await self._call(self._step, g, group=g)
+                    if step.progress:
+                        await self._publish(g, step.events, step.rejects)
+                if step.rescan:
+                    g.rescan = True
+                    continue
+                if step.progress:
+                    g.idle_since = None
+                    continue
+                now = self.clock()
+                g.idle_since = g.idle_since or now
+                if g.joiner.pending and now - g.idle_since >= cfg.partial_timeout:
+                    async with self._slots:
+                        await self._publish(g, g.joiner.flush(), Counter())
+                await asyncio.sleep(cfg.poll_interval)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - one log's failure must not stop the others
+            log.exception("tailing %s failed; it is picked up again at the next scan", g.key)
+        finally:
+            if self.groups.get(g.key) is g and not self._stopped:
+                del self.groups[g.key]
+                for tail in g.tails.values():
+                    _close(tail.fd)
+
+    def _positions(self, g: Group) -> dict[str, int]:
+        """Each file's offset that may be committed once this batch is delivered: where it has been read
+        to, but not past the first piece of a partial line still being joined."""
+        pos = {fp: t.offset for fp, t in g.tails.items()}
+        for p in g.joiner.pending.values():
+            for fp, off in p.hold.items():
+                if off < pos.get(fp, off + 1):
+                    pos[fp] = off
+        return pos
+
+    async def _publish(self, g: Group, events: list[LogEvent], rejects: Counter[str]) -> None:
+        for reason, n in rejects.items():
+            self.metrics.rejected.labels(DOCKER_JSON, reason).inc(n)
+        seq = g.committer.track(self._positions(g))
+        if not events:
+            self._ack(g, seq)
+            return
+        assert self._emit is not None
+        await self._emit(Batch(events, lambda: self._ack(g, seq), DOCKER_JSON))
+
+    def _ack(self, g: Group, seq: int) -> None:
+        committed = g.committer.done(seq)
+        if committed is None:
+            return
+        for fp, off in committed.items():
+            tail = g.tails.get(fp)
+            if tail is not None and off > tail.committed:
+                tail.committed = off
+        self._dirty.set()
+        if self._stopped:
+            self._persist_late()
+
+    # --- worker-thread side: scanning and reading (the group's task awaits each call) ----------------
+
+    def _open(self, path: str) -> tuple[int, os.stat_result] | None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            if not isinstance(e, FileNotFoundError):
+                log.warning("cannot open %s: %s", path, e)
+            return None
+        return fd, os.fstat(fd)
+
+    def _scan(self, g: Group, now: float) -> bool:
+        """Match the files of g's log to its tails; False when nothing is left to read."""
+        directory, base = os.path.split(g.key)
+        try:
+            names = os.listdir(directory or ".")
+        except OSError:
+            names = []
+        fp_bytes = self.config.fingerprint_bytes
+        found: dict[Ident, tuple[str, int, int, str]] = {}  # ident -> path, index, size, fp
+        opened: dict[Ident, int] = {}
+        for name in names:
+            suffix = name[len(base) + 1:]
+            if name != base and not (name.startswith(base + ".") and suffix.isdigit() and suffix.isascii()):
+                continue
+            path = os.path.join(directory, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            ident = (st.st_dev, st.st_ino)
+            cached = g.seen.get(ident)
+            if cached is not None and cached[:2] == (st.st_size, st.st_mtime_ns):
+                fp: str | None = cached[2]
+            else:
+                got = self._open(path)
+                if got is None:
+                    continue
+                fd, st = got
+                ident = (st.st_dev, st.st_ino)
+                try:
+                    fp = dj.fingerprint(os.pread(fd, fp_bytes, 0), fp_bytes)
+                except OSError:
+                    fp = None
+                if fp is None:
+                    _close(fd)
+                    continue
+                opened[ident] = fd
+            found[ident] = (path, 0 if name == base else int(suffix), st.st_size, fp)
+        g.seen = {ident: (size, os.stat(path).st_mtime_ns if False else 0, fp)  # placeholder replaced below
+                  for ident, (path, _i, size, fp) in ()}
+        g.seen = self._seen_cache(found)
+        tails = dict(g.tails)
+        by_fp: dict[str, list[Ident]] = {}
+        for ident, (_p, _i, _s, fp) in found.items():
+            by_fp.setdefault(fp, []).append(ident)
+        for fp, idents in by_fp.items():
+            # the same content at several inodes: a copy; the largest holds the most, the live one on a tie
+            best = max(idents, key=lambda i: (found[i][2], -found[i][1]))
+            tail = tails.get(fp)
+            if tail is None:
+                tail = self._new_tail(g, fp, found[best], best, opened.pop(best, None), now)
+                if tail is not None:
+                    tails[fp] = tail
+                continue
+            if tail.ident not in idents or (best != tail.ident and found[best][2] > found[tail.ident][2]):
+                self._switch(tail, best, found[best], opened.pop(best, None))
+            path, index, _size, _fp = found[tail.ident] if tail.ident in found else found[best]
+            if tail.ident in found and (path != tail.ref.path or tail.deleted):
+                tail.ref = dj.FileRef(fp, path, g.container_id)
+                tail.index, tail.deleted = index, False
+        for fp, tail in list(tails.items()):
+            if fp in by_fp:
+                continue
+            owner = found.get(tail.ident)
+            if owner is not None and tail.fd is not None:
+                # its inode now holds other content and no copy of it exists: what was not read is gone
+                log.warning("%s was truncated with no copy of it: lines past byte %d of it are lost",
+                            tail.ref.path, tail.offset)
+                _close(tail.fd)
+                tail.fd = None
+            tail.deleted = True
+            if tail.fd is None or now - tail.idle_since >= self.config.remove_after:
+                if tail.fd is not None and self._unread(tail):
+                    tail_reject = tail.stuck_size > tail.offset
+                    if tail_reject:
+                        self.metrics.rejected.labels(DOCKER_JSON, dj.TRUNCATED).inc()
+                if tail.fd is None and now - tail.idle_since < self.config.remove_after:
+                    continue
+                _close(tail.fd)
+                del tails[fp]
+        for fd in opened.values():
+            _close(fd)
+        g.tails = tails
+        return bool(tails) or bool(found)
+
+    def _seen_cache(self, found: dict[Ident, tuple[str, int, int, str]]) -> dict[Ident, tuple[int, int, str]]:
+        out = {}
+        for ident, (path, _i, size, fp) in found.items():
+            try:
+                mtime = os.stat(path).st_mtime_ns
+            except OSError:
+                continue
+            out[ident] = (size, mtime, fp)
+        return out
+
+    def _unread(self, tail: Tail) -> bool:
+        try:
+            return tail.fd is not None and os.fstat(tail.fd).st_size > tail.offset
+        except OSError:
+            return False
+
+    def _new_tail(self, g: Group, fp: str, where: tuple[str, int, int, str], ident: Ident, fd: int | None,
+                  now: float) -> Tail | None:
+        path, index, size, _fp = where
+        if fd is None:
+            got = self._open(path)
+            if got is None:
+                return None
+            fd, st = got
+            if (st.st_dev, st.st_ino) != ident:
+                _close(fd)
+                return None  # replaced since it was looked at: the next scan sees what is there now
+        restored = self._restored.pop((g.key, fp), None)
+        offset = min(restored.offset, size) if restored is not None else 0
+        tail = Tail(dj.FileRef(fp, path, g.container_id), index, ident, fd, offset, offset, now)
+        for p in g.joiner.pending.values():
+            p.hold.setdefault(fp, offset)  # a partial line pending in an older file may continue here
+        return tail
+
+    def _switch(self, tail: Tail, ident: Ident, where: tuple[str, int, int, str], fd: int | None) -> None:
+        """Read on in another file with the same fingerprint (the copy copytruncate left), same offset."""
+        path, index, _size, _fp = where
+        if fd is None:
+            got = self._open(path)
+            if got is None or (got[1].st_dev, got[1].st_ino) != ident:
+                _close(got[0] if got else None)
+                return
+            fd = got[0]
+        _close(tail.fd)
+        tail.fd, tail.ident, tail.index, tail.deleted = fd, ident, index, False
+        tail.ref = dj.FileRef(tail.fp, path, tail.ref.container_id)
+        tail.stuck_size = -1
+
+    def _step(self, g: Group) -> Step:
+        """Read and decode the next chunk of the oldest file that has complete lines to read."""
+        for tail in sorted(g.tails.values(), key=Tail.order):
+            if tail.fd is None:
+                continue
+            try:
+                size = os.fstat(tail.fd).st_size
+            except OSError:
+                continue
+            if size < tail.offset:
+                return Step(rescan=True)  # truncated under the read offset
+            if size == tail.offset or size == tail.stuck_size:
+                continue
+            step = self._read(g, tail, size)
+            if step is not None:
+                return step
+        try:
+            st = os.stat(g.key)
+            live = (st.st_dev, st.st_ino)
+        except OSError:
+            live = None
+        idents = {t.ident for t in g.tails.values() if not t.deleted}
+        if live is not None and live not in idents:
+            return Step(rescan=True)  # rotated, or a new live file to fingerprint
+        if live is None and any(t.index == 0 and not t.deleted for t in g.tails.values()):
+            return Step(rescan=True)  # the live file was renamed or removed
+        return Step()
+
+    def _read(self, g: Group, tail: Tail, size: int) -> Step | None:
+        assert tail.fd is not None
+        fd, start = tail.fd, tail.offset
+        want = min(size - start, self.config.read_bytes)
+        data = os.pread(fd, want, start)
+        if (dj.fingerprint(os.pread(fd, self.config.fingerprint_bytes, 0), self.config.fingerprint_bytes)
+                != tail.fp):
+            return Step(rescan=True)  # its content was replaced before or during this read: data is not ours
+        step = Step(tail, progress=True)
+        tail.idle_since = self.clock()
+        if tail.skip_line:
+            nl = data.find(b"\n")
+            tail.offset += len(data) if nl < 0 else nl + 1
+            tail.skip_line = nl < 0
+            return step
+        lines, used = dj.split_lines(data)
+        if not used:
+            if size - start > len(data):  # a line longer than read_bytes: read it whole, up to the bound
+                data = os.pread(fd, min(size - start, self.line_limit + 1), start)
+                nl = data.find(b"\n")
+                if nl >= 0:
+                    lines, used = [data[:nl]], nl + 1
+                elif len(data) > self.line_limit:
+                    step.rejects[dj.OVERSIZED] += 1
+                    tail.offset += len(data)
+                    tail.skip_line = True
+                    return step
+            if not used:
+                tail.stuck_size = size  # the writer is mid-line: wait for it to grow
+                return None
+        step.events = dj.decode_lines(lines, start, tail.ref, g.joiner, step.rejects)
+        tail.offset = start + used
+        tail.stuck_size = -1
+        if g.joiner.started:
+            for p in g.joiner.started:
+                p.hold = {fp: t.offset for fp, t in g.tails.items()}
+                p.hold[p.ref.fingerprint] = p.offset
+            g.joiner.started.clear()
+        return step
+
+    # --- checkpoints -----------------------------------------------------------------------------------
+
+    def _load_checkpoints(self) -> list[dj.Checkpoint]:
+        try:
+            data = self.checkpoint_path.read_bytes()
+        except FileNotFoundError:
+            return []
+        try:
+            return dj.load_checkpoints(data)
+        except ValueError as e:
+            aside = self.checkpoint_path.with_suffix(".corrupt")
+            log.error("docker_json checkpoint %s is unreadable (%s): moved to %s, files are read from their "
+                      "start", self.checkpoint_path, e, aside)
+            os.replace(self.checkpoint_path, aside)
+            return []
+
+    def _snapshot(self) -> list[dj.Checkpoint]:
+        out = []
+        for g in list(self.groups.values()):
+            for tail in list(g.tails.values()):
+                if tail.committed:
+                    out.append(dj.Checkpoint(tail.fp, tail.ref.path, tail.committed))
+        if self._restored and self.clock() > self._restored_until:
+            self._restored.clear()  # their files never came back
+        return out + list(self._restored.values())
+
+    def _write_checkpoints(self, checkpoints: list[dj.Checkpoint]) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, dj.dump_checkpoints(checkpoints))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.checkpoint_path)
+        dfd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    async def _checkpoint_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                self._writing = asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._write_checkpoints, self._snapshot())
+                await asyncio.shield(self._writing)
+            except OSError as e:
+                log.error("cannot write docker_json checkpoint %s: %s", self.checkpoint_path, e)
+                self._dirty.set()
+            await asyncio.sleep(self.config.checkpoint_interval)
+
+    def _persist_late(self) -> None:
+        """After stop: acks of batches still in flight, persisted on the loop (rate-limited)."""
+        if self._late_write is not None:
+            return
+        delay = self._last_write + self.config.checkpoint_interval - self.clock()
+
+        def write() -> None:
+            self._late_write = None
+            self._last_write = self.clock()
+            try:
+                self._write_checkpoints(self._snapshot())
+            except OSError as e:
+                log.error("cannot write docker_json checkpoint %s: %s", self.checkpoint_path, e)
+
+        if delay <= 0:
+            write()
+        else:
+            self._late_write = asyncio.get_running_loop().call_later(delay, write)
+
+    def _refresh_lag(self) -> None:
+        paths: dict[str, int] = {}
+        for g in list(self.groups.values()):
+            for tail in list(g.tails.values()):
+                paths[tail.ref.path] = tail.offset - tail.committed
+        for path in self._lag_paths - paths.keys():
+            self.metrics.checkpoint_lag.remove(path)
+        for path, lag in paths.items():
+            self.metrics.checkpoint_lag.labels(path).set(lag)
+        self._lag_paths = set(paths)

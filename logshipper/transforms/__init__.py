@@ -1,0 +1,1 @@
+"""Transforms between the sources and the buffer: enrich (container metadata), multiline (joining)."""

@@ -1,0 +1,127 @@
+"""`hostwatch ship` end to end: runtime containers with each log driver, and fluent-logger as an
+outside client, into real Kafka (noida-db, and tansu), read back record by record."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from fluent import sender
+
+from peers import Journal, free_port, kafka_peer, namespaced_journald, read_topic
+
+from hostwatch_cli import HW
+
+pytestmark = pytest.mark.integration
+
+LINES = 200
+# tab, quotes, HTML-ish and non-ASCII: Docker escapes these in json-file; each must arrive as written
+WRITE = (f"i=1; while [ $i -le {LINES} ]; do printf 'n=%d\\t\"q\" <x> & \\303\\274\\n' $i; "
+         "[ $((i % 2)) -eq 0 ] && printf 'e=%d\\n' $i >&2; i=$((i+1)); done")
+
+
+def expected(i: int) -> str:
+    return f'n={i}\t"q" <x> & ü'
+
+
+class Shipper:
+    """`hostwatch ship` as a user runs it, stopped by PID."""
+
+    def __init__(self, tmp: Path, bootstrap: str, topic: str, state_root: Path, journal: Journal) -> None:
+        self.forward_port, self.gelf_port = free_port(), free_port()
+        self.log = tmp / "ship.log"
+        self.cmd = [sys.executable, "-m", "hostwatch", "ship", "--kafka.brokers", bootstrap, "--kafka.topic", topic,
+                    "--docker.logs-glob", f"{state_root}/*/*-json.log*", "--state.dir", str(tmp / "ship-state"),
+                    "--journald.enabled", "true", "--journald.namespace", journal.name,
+                    "--forward.listen-address", f"127.0.0.1:{self.forward_port}",
+                    "--gelf.listen-address", f"127.0.0.1:{self.gelf_port}", "--web.listen-address", "127.0.0.1:0"]
+        self.env = dict(os.environ, HOSTWATCH_STATE_ROOT=str(state_root))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env)
+        deadline = time.monotonic() + 30
+        while b"shipping to Kafka" not in self.log.read_bytes():
+            assert self.proc.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, self.log.read_text()
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+
+@pytest.fixture(scope="module", params=["noida", "tansu"])
+def kafka(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with kafka_peer(request.param, tmp_path_factory.mktemp(request.param)) as peer:
+        yield peer
+
+
+@pytest.fixture(scope="module")
+def journal() -> Iterator[Journal]:
+    with namespaced_journald() as j:
+        yield j
+
+
+def by_container(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for r in records:
+        out.setdefault((r.get("container") or {}).get("name", ""), []).append(r)
+    return out
+
+
+def test_every_driver_and_fluent_logger_arrive_exactly(kafka: Any, journal: Journal, hw: HW, tmp_path: Path,
+                                                       busybox_rootfs: Path) -> None:
+    topic = f"e2e-{os.getpid()}-{time.monotonic_ns()}"
+    ship = Shipper(tmp_path, kafka.bootstrap, topic, hw.state_root, journal)
+    ship.start()
+    try:
+        drivers = {
+            "jf": ["--log-driver", "json-file"],
+            "jd": ["--log-driver", "journald", "--log-opt", f"journald-socket={journal.socket}"],
+            "fd": ["--log-driver", "fluentd", "--log-opt", f"fluentd-address=127.0.0.1:{ship.forward_port}"],
+            "gf": ["--log-driver", "gelf", "--log-opt", f"gelf-address=udp://127.0.0.1:{ship.gelf_port}"],
+        }
+        ids = {}
+        for name, flags in drivers.items():
+            hw("run", "--name", name, "--label", "app=e2e", *flags, "--rootfs", str(busybox_rootfs), "--",
+               "sh", "-c", WRITE, check=True)
+            ids[name] = hw.inspect(name)["Id"]
+        client = sender.FluentSender("app.outside", host="127.0.0.1", port=ship.forward_port)
+        for i in range(1, LINES + 1):
+            assert client.emit("line", {"message": expected(i), "n": i}), client.last_error
+        client.close()
+        want = 4 * (LINES + LINES // 2) + LINES
+        records = [orjson.loads(r.value) for r in read_topic(kafka, topic, want, timeout=60)]
+        assert len(records) == want, (len(records), ship.log.read_text()[-3000:])
+        groups = by_container(records)
+        for name, cid in ids.items():
+            mine = groups[name]
+            out = [r["message"] for r in mine if r.get("stream", "stdout") == "stdout" and r["message"].startswith("n=")]
+            err = [r["message"] for r in mine if r["message"].startswith("e=")]
+            assert out == [expected(i) for i in range(1, LINES + 1)], name
+            assert err == [f"e={i}" for i in range(2, LINES + 1, 2)], name
+            for r in mine:
+                assert r["container"]["id"] == cid and r["container"]["image"]["name"] == "busybox", (name, r)
+                assert r["container"]["labels"] == {"app": "e2e"}, (name, r)
+                assert r["input"]["type"] in ("docker_json", "journald", "fluent_forward", "gelf")
+            assert len({r["event"]["id"] for r in mine}) == len(mine), name
+        outside = [r for r in records if "container" not in r]
+        assert [r["message"] for r in outside] == [expected(i) for i in range(1, LINES + 1)]
+    finally:
+        ship.stop()
