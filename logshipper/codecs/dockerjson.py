@@ -22,11 +22,9 @@ copy), and a file whose first line is still incomplete is not fingerprinted yet.
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import os
 import re
-import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,7 +52,6 @@ _NS = 1_000_000_000
 _FRACTION_SCALE = tuple(10 ** (9 - n) for n in range(10))  # digits -> multiplier to nanoseconds
 _SECONDS: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" -> epoch seconds
 _SECONDS_CACHE_MAX = 4096
-_PREFIX_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 _ROTATED_RE = re.compile(r"^(.*?)\.(\d+)$")
 _CONTAINER_ID_RE = re.compile(r"[0-9a-f]{64}")
 
@@ -95,32 +92,24 @@ def container_id_from_path(path: str) -> str | None:
     return parent if _CONTAINER_ID_RE.fullmatch(parent) else None
 
 
-def _seconds(prefix: str) -> int:
-    secs = _SECONDS.get(prefix)
-    if secs is None:
-        if not _PREFIX_RE.fullmatch(prefix):
-            raise ValueError(f"invalid RFC 3339 time prefix {prefix!r}")
-        secs = calendar.timegm(time.strptime(prefix, "%Y-%m-%dT%H:%M:%S"))
-        if len(_SECONDS) >= _SECONDS_CACHE_MAX:
-            _SECONDS.clear()
-        _SECONDS[prefix] = secs
-    return secs
-
-
 def parse_time_ns(value: str) -> int:
     """Nanoseconds since the epoch of an RFC3339Nano time; raises ValueError when it is not one.
-    Docker writes UTC with "Z" and up to nine fraction digits; anything else takes the general parser."""
+    Docker writes UTC with "Z" and up to nine fraction digits: once a second has been parsed, its other
+    times only need their fraction read."""
     n = len(value)
-    if value[-1:] == "Z" and (n == 20 or (22 <= n <= 30 and value[19] == ".")):
-        frac = value[20:-1]
-        if not frac or (frac.isdigit() and frac.isascii()):
-            secs = _SECONDS.get(value[:19])
-            if secs is None:
-                secs = _seconds(value[:19])
+    fast = value[-1:] == "Z" and (n == 20 or (22 <= n <= 30 and value[19] == "."))
+    frac = value[20:-1]
+    if fast and (not frac or (frac.isdigit() and frac.isascii())):
+        secs = _SECONDS.get(value[:19])
+        if secs is not None:
             return secs * _NS + (int(frac) * _FRACTION_SCALE[len(frac)] if frac else 0)
     ns = parse_rfc3339_ns(value)
     if ns is None:
         raise ValueError(f"zero or empty time {value!r}")
+    if fast:
+        if len(_SECONDS) >= _SECONDS_CACHE_MAX:
+            _SECONDS.clear()
+        _SECONDS[value[:19]] = ns // _NS
     return ns
 
 
@@ -227,15 +216,18 @@ def decode_lines(lines: list[bytes], offset: int, ref: FileRef, joiner: Joiner,
             rejects[MISSING_LOG] += 1
             continue
         t = doc.get("time")
-        # inline fast path of parse_time_ns: "YYYY-MM-DDTHH:MM:SS.fffffffffZ" with a cached second
-        secs = seconds.get(t[:19]) if type(t) is str else None
-        frac = t[20:-1] if secs is not None else ""
-        if secs is not None and t[19:20] == "." and t[-1] == "Z" and frac.isdigit() and frac.isascii() \
-                and len(frac) <= 9:
+        if type(t) is not str:
+            rejects[INVALID_TIME] += 1
+            continue
+        # parse_time_ns inlined for "YYYY-MM-DDTHH:MM:SS.fffffffffZ" in an already seen second
+        secs = seconds.get(t[:19])
+        frac = t[20:-1]
+        if secs is not None and t[19:20] == "." and t[-1:] == "Z" and len(frac) <= 9 and frac.isdigit() \
+                and frac.isascii():
             ns = secs * _NS + int(frac) * scale[len(frac)]
         else:
             try:
-                ns = parse_time_ns(t) if type(t) is str else parse_time_ns("")
+                ns = parse_time_ns(t)
             except (ValueError, OverflowError):
                 rejects[INVALID_TIME] += 1
                 continue
@@ -261,18 +253,18 @@ def decode_lines(lines: list[bytes], offset: int, ref: FileRef, joiner: Joiner,
             append(LogEvent(ns, log[:-1], DOCKER_JSON, f"{fp}:{start}", stream, cid, None, None, None, None,
                             path, start, fields))
             continue
-        p = pending.get(stream)
-        if p is None:
-            p = pending[stream] = Pending(ref, start, ns, fields)
-            joiner.started.append(p)
-        if not p.skipping:
-            p.size += len(log.encode())
-            if p.size > limit:
-                p.skipping = True
-                p.parts.clear()
+        piece = pending.get(stream)
+        if piece is None:
+            piece = pending[stream] = Pending(ref, start, ns, fields)
+            joiner.started.append(piece)
+        if not piece.skipping:
+            piece.size += len(log.encode())
+            if piece.size > limit:
+                piece.skipping = True
+                piece.parts.clear()
                 rejects[OVERSIZED] += 1
             else:
-                p.parts.append(log)
+                piece.parts.append(log)
     return events
 
 

@@ -105,24 +105,28 @@ class FrameReader:
     """One connection's byte stream -> msgpack objects, holding at most `max_buffer_bytes` of a message."""
 
     def __init__(self, max_buffer_bytes: int) -> None:
+        self._max = max_buffer_bytes
         self._unpacker = _unpacker(max_buffer_bytes)
-        self._buf = bytearray()  # the same unconsumed bytes the unpacker holds, to slice frames from
+        self._buf = bytearray()  # the bytes since the last whole object (the unpacker holds no more)
         self._base = 0  # stream offset of _buf[0]
         self.error: str | None = None  # set once the stream is lost
 
     def feed(self, data: bytes) -> list[Frame]:
-        if self.error is not None or not data:
-            return []
-        if self._base == 0 and not self._buf and data[:1] in (b"{", b"["):
+        if self.error is None and self._base == 0 and not self._buf and data[:1] in (b"{", b"["):
             self.error = JSON
-            return []
-        try:
-            self._unpacker.feed(data)
-        except msgpack.BufferFull:
-            self.error = TOO_LARGE
-            return []
-        self._buf += data
         frames: list[Frame] = []
+        while data and self.error is None:
+            room = self._max - len(self._buf)
+            if room <= 0:
+                self.error = TOO_LARGE
+                break
+            piece, data = data[:room], data[room:]  # whole objects before a too large one are still taken
+            self._unpacker.feed(piece)
+            self._buf += piece
+            self._drain(frames)
+        return frames
+
+    def _drain(self, frames: list[Frame]) -> None:
         pos = self._base  # end of the last whole object (tell() also counts a partly parsed one)
         try:
             for obj in self._unpacker:
@@ -133,7 +137,6 @@ class FrameReader:
             self.error = GARBAGE
         del self._buf[:pos - self._base]
         self._base = pos
-        return frames
 
     @property
     def buffered(self) -> int:
@@ -485,5 +488,6 @@ def _partial(rec: dict[str, Any]) -> Partial | None:
     return Partial(rec["partial_id"], ordinal, _true(rec.get("partial_last")))
 
 
-def ack(chunk: Any) -> bytes:
-    return msgpack.packb({"ack": chunk})
+def ack(chunk: str | bytes) -> bytes:
+    """{"ack": chunk}, the chunk's bytes exactly as they came (even when they are no valid UTF-8)."""
+    return msgpack.packb({"ack": chunk}, unicode_errors="surrogateescape")

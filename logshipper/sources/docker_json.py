@@ -70,6 +70,7 @@ class Tail:
     deleted: bool = False
     skip_line: bool = False  # inside an oversized line: dropping bytes up to its newline
     stuck_size: int = -1  # the size at which its last line was unterminated (not read again until it grows)
+    size: int = 0  # the size last seen
 
     @property
     def fp(self) -> str:
@@ -94,6 +95,17 @@ class Group:
     idle_since: float | None = None
     io: asyncio.Future[Any] | None = None  # the worker-thread call in progress
     task: asyncio.Task[None] | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Seen:
+    """A file of a log as a scan found it."""
+
+    path: str
+    index: int
+    size: int
+    mtime_ns: int
+    fp: str
 
 
 @dataclass(slots=True)
@@ -170,7 +182,10 @@ class DockerJsonSource:
             for tail in g.tails.values():
                 _close(tail.fd)
                 tail.fd = None
-        await self._call(self._write_checkpoints, self._snapshot())
+        try:
+            await self._call(self._write_checkpoints, self._snapshot())
+        except OSError as e:
+            log.error("cannot write docker_json checkpoint %s: %s", self.checkpoint_path, e)
         self._executor.shutdown(wait=True)
         self._executor = None
         self._tasks = []
@@ -193,11 +208,17 @@ class DockerJsonSource:
         return keys
 
     async def _discover(self) -> None:
+        """New logs get a group, their files opened (a rotation right after this loses nothing), and a task."""
         for key in sorted(await self._call(self._glob)):
-            if key not in self.groups:
-                g = Group(key, dj.container_id_from_path(key), dj.Joiner(self.max_message_bytes))
-                self.groups[key] = g
+            if key in self.groups:
+                continue
+            g = Group(key, dj.container_id_from_path(key), dj.Joiner(self.max_message_bytes))
+            self.groups[key] = g
+            g.rescan, g.next_scan = False, self.clock() + self.config.scan_interval
+            if await self._call(self._scan, g, self.clock(), group=g):
                 g.task = asyncio.create_task(self._run_group(g), name=f"docker_json {key}")
+            else:
+                del self.groups[key]
 
     async def _discover_loop(self) -> None:
         while True:
@@ -211,21 +232,31 @@ class DockerJsonSource:
 
     async def _run_group(self, g: Group) -> None:
         cfg = self.config
+        rescans = 0  # in a row: a file that stays unreadable is looked at once per poll, not in a busy loop
         try:
             while True:
                 now = self.clock()
-                if g.rescan or now >= g.next_scan:
-                    g.rescan = False
-                    g.next_scan = now + cfg.scan_interval
-                    if not await self._call(self._scan, g, now, group=g):
-                        return  # every file of this log is gone and released
-                async with self._slots:
-                    step = await self._call(self._step, g, group=g)
-                    if step.progress:
-                        await self._publish(g, step.events, step.rejects)
+                try:
+                    if g.rescan or now >= g.next_scan:
+                        if rescans > 1:
+                            await asyncio.sleep(cfg.poll_interval)
+                        g.rescan = False
+                        g.next_scan = now + cfg.scan_interval
+                        if not await self._call(self._scan, g, self.clock(), group=g):
+                            return  # every file of this log is gone and released
+                    async with self._slots:
+                        step = await self._call(self._step, g, group=g)
+                        if step.progress:
+                            await self._publish(g, step.events, step.rejects)
+                except OSError as e:
+                    log.warning("reading %s: %s", g.key, e)
+                    step = Step(rescan=True)
                 if step.rescan:
                     g.rescan = True
+                    g.seen = {}  # re-fingerprint: a file may have been refilled to the same size and mtime
+                    rescans += 1
                     continue
+                rescans = 0
                 if step.progress:
                     g.idle_since = None
                     continue
@@ -235,10 +266,6 @@ class DockerJsonSource:
                     async with self._slots:
                         await self._publish(g, g.joiner.flush(), Counter())
                 await asyncio.sleep(cfg.poll_interval)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - one log's failure must not stop the others
-            log.exception("tailing %s failed; it is picked up again at the next scan", g.key)
         finally:
             if self.groups.get(g.key) is g and not self._stopped:
                 del self.groups[g.key]
@@ -251,7 +278,7 @@ class DockerJsonSource:
         pos = {fp: t.offset for fp, t in g.tails.items()}
         for p in g.joiner.pending.values():
             for fp, off in p.hold.items():
-                if off < pos.get(fp, off + 1):
+                if fp in pos and off < pos[fp]:
                     pos[fp] = off
         return pos
 
@@ -286,17 +313,23 @@ class DockerJsonSource:
             if not isinstance(e, FileNotFoundError):
                 log.warning("cannot open %s: %s", path, e)
             return None
-        return fd, os.fstat(fd)
+        try:
+            return fd, os.fstat(fd)
+        except OSError:
+            _close(fd)
+            return None
 
-    def _scan(self, g: Group, now: float) -> bool:
-        """Match the files of g's log to its tails; False when nothing is left to read."""
+    def _look(self, g: Group) -> tuple[dict[Ident, Seen], set[Ident], dict[Ident, int]]:
+        """The log's files now: fingerprinted ones, the idents of those too short to fingerprint, and the
+        descriptors opened on the way (the caller keeps or closes them)."""
         directory, base = os.path.split(g.key)
         try:
             names = os.listdir(directory or ".")
         except OSError:
             names = []
         fp_bytes = self.config.fingerprint_bytes
-        found: dict[Ident, tuple[str, int, int, str]] = {}  # ident -> path, index, size, fp
+        found: dict[Ident, Seen] = {}
+        short: set[Ident] = set()
         opened: dict[Ident, int] = {}
         for name in names:
             suffix = name[len(base) + 1:]
@@ -311,8 +344,9 @@ class DockerJsonSource:
                 continue
             ident = (st.st_dev, st.st_ino)
             cached = g.seen.get(ident)
+            fp: str | None
             if cached is not None and cached[:2] == (st.st_size, st.st_mtime_ns):
-                fp: str | None = cached[2]
+                fp = cached[2]
             else:
                 got = self._open(path)
                 if got is None:
@@ -325,77 +359,67 @@ class DockerJsonSource:
                     fp = None
                 if fp is None:
                     _close(fd)
+                    short.add(ident)
                     continue
+                _close(opened.pop(ident, None))
                 opened[ident] = fd
-            found[ident] = (path, 0 if name == base else int(suffix), st.st_size, fp)
-        g.seen = {ident: (size, os.stat(path).st_mtime_ns if False else 0, fp)  # placeholder replaced below
-                  for ident, (path, _i, size, fp) in ()}
-        g.seen = self._seen_cache(found)
+            found[ident] = Seen(path, 0 if name == base else int(suffix), st.st_size, st.st_mtime_ns, fp)
+        return found, short, opened
+
+    def _scan(self, g: Group, now: float) -> bool:
+        """Match the files of g's log to its tails; False when nothing is left to read."""
+        found, short, opened = self._look(g)
+        g.seen = {ident: (s.size, s.mtime_ns, s.fp) for ident, s in found.items()}
         tails = dict(g.tails)
         by_fp: dict[str, list[Ident]] = {}
-        for ident, (_p, _i, _s, fp) in found.items():
-            by_fp.setdefault(fp, []).append(ident)
+        for ident, s in found.items():
+            by_fp.setdefault(s.fp, []).append(ident)
         for fp, idents in by_fp.items():
-            # the same content at several inodes: a copy; the largest holds the most, the live one on a tie
-            best = max(idents, key=lambda i: (found[i][2], -found[i][1]))
+            # the same first line at several inodes: a copy. The largest holds the most; on a tie the live one.
+            best = max(idents, key=lambda i: (found[i].size, -found[i].index))
             tail = tails.get(fp)
             if tail is None:
                 tail = self._new_tail(g, fp, found[best], best, opened.pop(best, None), now)
                 if tail is not None:
                     tails[fp] = tail
                 continue
-            if tail.ident not in idents or (best != tail.ident and found[best][2] > found[tail.ident][2]):
+            own = found.get(tail.ident)
+            if own is not None and own.fp == fp:
+                tail.deleted = False
+                if own.path != tail.ref.path or own.index != tail.index:
+                    tail.ref, tail.index = dj.FileRef(fp, own.path, g.container_id), own.index
+                if own.size < tail.offset:  # cut short in place, its first line kept: read on from its end
+                    tail.offset = own.size
+                    tail.committed = min(tail.committed, own.size)
+                own_size = own.size
+            else:
+                own_size = -1 if tail.fd is None or own is not None or tail.ident in short else tail.size
+            if best != tail.ident and found[best].size > own_size:
                 self._switch(tail, best, found[best], opened.pop(best, None))
-            path, index, _size, _fp = found[tail.ident] if tail.ident in found else found[best]
-            if tail.ident in found and (path != tail.ref.path or tail.deleted):
-                tail.ref = dj.FileRef(fp, path, g.container_id)
-                tail.index, tail.deleted = index, False
         for fp, tail in list(tails.items()):
             if fp in by_fp:
                 continue
-            owner = found.get(tail.ident)
-            if owner is not None and tail.fd is not None:
-                # its inode now holds other content and no copy of it exists: what was not read is gone
-                log.warning("%s was truncated with no copy of it: lines past byte %d of it are lost",
-                            tail.ref.path, tail.offset)
+            if tail.fd is not None and (tail.ident in found or tail.ident in short):
+                # its inode holds other content now and no copy of the old one is in sight
+                if tail.size > tail.offset:
+                    log.warning("%s was truncated with no copy of it: %d bytes not yet read are lost",
+                                tail.ref.path, tail.size - tail.offset)
                 _close(tail.fd)
                 tail.fd = None
             tail.deleted = True
-            if tail.fd is None or now - tail.idle_since >= self.config.remove_after:
-                if tail.fd is not None and self._unread(tail):
-                    tail_reject = tail.stuck_size > tail.offset
-                    if tail_reject:
-                        self.metrics.rejected.labels(DOCKER_JSON, dj.TRUNCATED).inc()
-                if tail.fd is None and now - tail.idle_since < self.config.remove_after:
-                    continue
+            if now - tail.idle_since >= self.config.remove_after:
+                if tail.stuck_size > tail.offset:
+                    self.metrics.rejected.labels(DOCKER_JSON, dj.TRUNCATED).inc()
                 _close(tail.fd)
                 del tails[fp]
         for fd in opened.values():
             _close(fd)
         g.tails = tails
-        return bool(tails) or bool(found)
+        return bool(tails) or bool(found) or bool(short)
 
-    def _seen_cache(self, found: dict[Ident, tuple[str, int, int, str]]) -> dict[Ident, tuple[int, int, str]]:
-        out = {}
-        for ident, (path, _i, size, fp) in found.items():
-            try:
-                mtime = os.stat(path).st_mtime_ns
-            except OSError:
-                continue
-            out[ident] = (size, mtime, fp)
-        return out
-
-    def _unread(self, tail: Tail) -> bool:
-        try:
-            return tail.fd is not None and os.fstat(tail.fd).st_size > tail.offset
-        except OSError:
-            return False
-
-    def _new_tail(self, g: Group, fp: str, where: tuple[str, int, int, str], ident: Ident, fd: int | None,
-                  now: float) -> Tail | None:
-        path, index, size, _fp = where
+    def _new_tail(self, g: Group, fp: str, s: Seen, ident: Ident, fd: int | None, now: float) -> Tail | None:
         if fd is None:
-            got = self._open(path)
+            got = self._open(s.path)
             if got is None:
                 return None
             fd, st = got
@@ -403,24 +427,25 @@ class DockerJsonSource:
                 _close(fd)
                 return None  # replaced since it was looked at: the next scan sees what is there now
         restored = self._restored.pop((g.key, fp), None)
-        offset = min(restored.offset, size) if restored is not None else 0
-        tail = Tail(dj.FileRef(fp, path, g.container_id), index, ident, fd, offset, offset, now)
+        offset = min(restored.offset, s.size) if restored is not None else 0
+        tail = Tail(dj.FileRef(fp, s.path, g.container_id), s.index, ident, fd, offset, offset, now, size=s.size)
         for p in g.joiner.pending.values():
-            p.hold.setdefault(fp, offset)  # a partial line pending in an older file may continue here
+            p.hold.setdefault(fp, offset)  # a partial line pending in an older file may continue in this one
         return tail
 
-    def _switch(self, tail: Tail, ident: Ident, where: tuple[str, int, int, str], fd: int | None) -> None:
-        """Read on in another file with the same fingerprint (the copy copytruncate left), same offset."""
-        path, index, _size, _fp = where
+    def _switch(self, tail: Tail, ident: Ident, s: Seen, fd: int | None) -> None:
+        """Read on in another file with the same fingerprint (the copy copytruncate left), at the same offset."""
         if fd is None:
-            got = self._open(path)
-            if got is None or (got[1].st_dev, got[1].st_ino) != ident:
-                _close(got[0] if got else None)
+            got = self._open(s.path)
+            if got is None:
+                return
+            if (got[1].st_dev, got[1].st_ino) != ident:
+                _close(got[0])
                 return
             fd = got[0]
         _close(tail.fd)
-        tail.fd, tail.ident, tail.index, tail.deleted = fd, ident, index, False
-        tail.ref = dj.FileRef(tail.fp, path, tail.ref.container_id)
+        tail.fd, tail.ident, tail.index, tail.deleted, tail.size = fd, ident, s.index, False, s.size
+        tail.ref = dj.FileRef(tail.fp, s.path, tail.ref.container_id)
         tail.stuck_size = -1
 
     def _step(self, g: Group) -> Step:
@@ -428,10 +453,7 @@ class DockerJsonSource:
         for tail in sorted(g.tails.values(), key=Tail.order):
             if tail.fd is None:
                 continue
-            try:
-                size = os.fstat(tail.fd).st_size
-            except OSError:
-                continue
+            size = tail.size = os.fstat(tail.fd).st_size
             if size < tail.offset:
                 return Step(rescan=True)  # truncated under the read offset
             if size == tail.offset or size == tail.stuck_size:
@@ -441,24 +463,29 @@ class DockerJsonSource:
                 return step
         try:
             st = os.stat(g.key)
-            live = (st.st_dev, st.st_ino)
+            live: Ident | None = (st.st_dev, st.st_ino)
         except OSError:
             live = None
-        idents = {t.ident for t in g.tails.values() if not t.deleted}
-        if live is not None and live not in idents:
+        current = [t for t in g.tails.values() if not t.deleted]
+        if live is not None and live not in {t.ident for t in current}:
             return Step(rescan=True)  # rotated, or a new live file to fingerprint
-        if live is None and any(t.index == 0 and not t.deleted for t in g.tails.values()):
+        if live is None and any(t.index == 0 for t in current):
             return Step(rescan=True)  # the live file was renamed or removed
         return Step()
 
     def _read(self, g: Group, tail: Tail, size: int) -> Step | None:
         assert tail.fd is not None
-        fd, start = tail.fd, tail.offset
-        want = min(size - start, self.config.read_bytes)
-        data = os.pread(fd, want, start)
-        if (dj.fingerprint(os.pread(fd, self.config.fingerprint_bytes, 0), self.config.fingerprint_bytes)
-                != tail.fp):
-            return Step(rescan=True)  # its content was replaced before or during this read: data is not ours
+        fd, start, fp_bytes = tail.fd, tail.offset, self.config.fingerprint_bytes
+        data = os.pread(fd, min(size - start, self.config.read_bytes), start)
+        lines, used = dj.split_lines(data)
+        if not used and not tail.skip_line and size - start > len(data):
+            # a line longer than read_bytes: read it whole, up to the line bound
+            data = os.pread(fd, min(size - start, self.line_limit + 1), start)
+            nl = data.find(b"\n")
+            if nl >= 0:
+                lines, used = [data[:nl]], nl + 1
+        if dj.fingerprint(os.pread(fd, fp_bytes, 0), fp_bytes) != tail.fp:
+            return Step(rescan=True)  # its content was replaced before or during these reads: not ours
         step = Step(tail, progress=True)
         tail.idle_since = self.clock()
         if tail.skip_line:
@@ -466,21 +493,14 @@ class DockerJsonSource:
             tail.offset += len(data) if nl < 0 else nl + 1
             tail.skip_line = nl < 0
             return step
-        lines, used = dj.split_lines(data)
         if not used:
-            if size - start > len(data):  # a line longer than read_bytes: read it whole, up to the bound
-                data = os.pread(fd, min(size - start, self.line_limit + 1), start)
-                nl = data.find(b"\n")
-                if nl >= 0:
-                    lines, used = [data[:nl]], nl + 1
-                elif len(data) > self.line_limit:
-                    step.rejects[dj.OVERSIZED] += 1
-                    tail.offset += len(data)
-                    tail.skip_line = True
-                    return step
-            if not used:
-                tail.stuck_size = size  # the writer is mid-line: wait for it to grow
-                return None
+            if len(data) > self.line_limit:
+                step.rejects[dj.OVERSIZED] += 1
+                tail.offset += len(data)
+                tail.skip_line = True
+                return step
+            tail.stuck_size = size  # the writer is mid-line: wait for it to grow
+            return None
         step.events = dj.decode_lines(lines, start, tail.ref, g.joiner, step.rejects)
         tail.offset = start + used
         tail.stuck_size = -1

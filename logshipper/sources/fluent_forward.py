@@ -271,11 +271,9 @@ class _Connection:
         try:
             while not self.closing and not self.src.stopping:
                 data = await self._read()
-                if data is None:
-                    continue
-                if not data:
+                if data == b"":
                     break
-                events, holds = self._take(self.frames.feed(data))
+                events, holds = self._take(self.frames.feed(data)) if data else ([], [])
                 if self.frames.error:
                     self.src.reject(self.frames.error, f"stream from {self.peer} lost after "
                                                        f"{self.frames.buffered} buffered bytes")

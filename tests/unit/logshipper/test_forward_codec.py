@@ -132,6 +132,14 @@ def test_ids_without_chunk_hash_the_message_and_count_repeats() -> None:
     assert other.events[0][0].event_id.endswith(":0") and "-" not in other.events[0][0].event_id
 
 
+def test_a_chunk_that_is_no_utf8_is_echoed_byte_for_byte() -> None:
+    raw = b"\x94\xa1t" + msgpack.packb(T0) + b"\x81\xa3log\xa1x\x81\xa5chunk\xa3c\xccz"
+    [frame] = fw.FrameReader(1000).feed(raw)
+    d = fw.decode_frame(frame, LIMITS, fw.Occurrences())
+    assert fw.ack(d.chunk) == b"\x81\xa3ack\xa3c\xccz"
+    assert d.events[0][0].event_id == "c\ufffdz:0"
+
+
 def test_bytes_chunk_is_echoed_and_ids_use_its_hex() -> None:
     d = decode(["t", T0, {"log": "x"}, {"chunk": b"\x01\x02"}])
     assert d.chunk == b"\x01\x02" and d.events[0][0].event_id == "0102:0"

@@ -286,6 +286,7 @@ def test_tcp_frames_are_plain_json_only() -> None:
     dec = decoder()
     ev = dec.frame(docker_payload(b"over tcp"))
     assert ev.message == "over tcp" and ev.event_id == payload_id(docker_payload(b"over tcp"))
+    assert dec.frame(docker_payload(b"nl") + b"\n").message == "nl"  # go-gelf style JSON + newline before the NUL
     with pytest.raises(GelfError) as e:
         dec.frame(gzip.compress(docker_payload(b"x")))
     assert e.value.reason == g.INVALID_JSON

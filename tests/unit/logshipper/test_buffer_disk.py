@@ -1,0 +1,341 @@
+"""The disk buffer: crash recovery (reopen, kill -9, torn tails), segment files and their deletion,
+memory bounded whatever the backlog, and a random walk against a model of what must be replayed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import tracemalloc
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from logshipper.buffer import DiskBuffer, disk, segments
+from logshipper.buffer.base import Record, RecordBatch
+from logshipper.config import BufferConfig
+from logshipper.telemetry import ShipperMetrics
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def batch(tag: str, n: int = 10, size: int = 100, acks: list[str] | None = None) -> RecordBatch:
+    records = [Record(f"topic-{i % 2}", f"c{i % 3}".encode() if i % 4 else None,
+                      f"{tag}:{i}:".encode().ljust(size, b"x")) for i in range(n)]
+    ack = (lambda: acks.append(tag)) if acks is not None else None
+    return RecordBatch(records, ack, "docker_json", 1_000 + n).sized()
+
+
+def tag_of(b: RecordBatch) -> str:
+    return b.records[0].value.split(b":")[0].decode()
+
+
+def open_disk(tmp_path: Path, **cfg: Any) -> DiskBuffer:
+    return DiskBuffer(BufferConfig(**cfg), tmp_path, ShipperMetrics())
+
+
+def run(body: Callable[[], Awaitable[Any]]) -> Any:
+    return asyncio.run(body())
+
+
+async def drain(buf: DiskBuffer, release: bool = True) -> list[RecordBatch]:
+    out = []
+    while buf.events and len(out) < 100_000:
+        b = await asyncio.wait_for(buf.pop(), 5)
+        out.append(b)
+        if release:
+            buf.release(b)
+    return out
+
+
+def seg_files(tmp_path: Path) -> list[str]:
+    return sorted(p.name for p in (tmp_path / "buffer").glob("*.seg"))
+
+
+def test_reopen_replays_every_batch_not_released_in_order_then_new_ones(tmp_path: Path) -> None:
+    acks: list[str] = []
+
+    async def first() -> None:
+        buf = open_disk(tmp_path)
+        await buf.open()
+        for i in range(10):
+            await buf.push(batch(f"b{i}", acks=acks))
+        got = [await buf.pop() for _ in range(4)]
+        for i in (0, 1, 3):  # b2 not delivered; b3 delivered after the gap
+            buf.release(got[i])
+        await buf.close()
+
+    async def second() -> tuple[list[RecordBatch], list[RecordBatch]]:
+        buf = open_disk(tmp_path)
+        await buf.open()
+        assert buf.events == 80
+        await buf.push(batch("new", acks=acks))
+        out = await drain(buf)
+        await buf.close()
+        reopened = open_disk(tmp_path)
+        await reopened.open()
+        rest = await drain(reopened)
+        await reopened.close()
+        return out, rest
+
+    run(first)
+    assert acks == ["b0", "b1", "b3"]
+    out, rest = run(second)
+    # the durable position stops before b2; b3 comes again (at least once), then b4..b9, then the new one
+    assert [tag_of(b) for b in out] == ["b2", "b3", "b4", "b5", "b6", "b7", "b8", "b9", "new"]
+    assert all(b.ack is None for b in out[:-1]) and out[-1].ack is not None
+    assert acks[-1] == "new"
+    original = batch("b5")
+    assert [(r.topic, r.key, r.value) for r in out[3].records] == [(r.topic, r.key, r.value) for r in original.records]
+    assert out[3].source == "docker_json" and out[3].oldest_ns == original.oldest_ns
+    assert out[3].nbytes == original.nbytes
+    assert rest == []  # everything released and closed: nothing replays twice
+
+
+CHILD = textwrap.dedent("""
+    import asyncio, sys, time
+    from pathlib import Path
+    from logshipper.buffer import DiskBuffer
+    from logshipper.buffer.base import Record, RecordBatch
+    from logshipper.config import BufferConfig
+    from logshipper.telemetry import ShipperMetrics
+
+    async def main():
+        buf = DiskBuffer(BufferConfig(segment_bytes=20000, sync_interval=60), Path(sys.argv[1]), ShipperMetrics())
+        await buf.open()
+        for i in range(int(sys.argv[2])):
+            recs = [Record("t", b"k%d" % (j % 3), b"%d:%d:" % (i, j) + b"y" * 200) for j in range(20)]
+            await buf.push(RecordBatch(recs, None, "docker_json", i).sized())
+            if i == 5:
+                buf.release(await buf.pop())  # delivered, but its position is saved only at the next sync
+        print("pushed", flush=True)
+        time.sleep(60)
+
+    asyncio.run(main())
+""")
+
+
+def test_kill_9_while_batches_are_buffered_replays_all_of_them(tmp_path: Path) -> None:
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path), "200"], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        assert line == b"pushed\n", child.stderr.read() if child.stderr else b""
+    finally:
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(10)
+    assert len(seg_files(tmp_path)) > 5  # 200 x ~4.5 KB frames over 20 KB segments
+
+    async def reopen() -> list[RecordBatch]:
+        buf = open_disk(tmp_path)
+        await buf.open()
+        out = await drain(buf)
+        await buf.close()
+        return out
+
+    out = run(reopen)
+    assert [b.oldest_ns for b in out] == list(range(200))  # nothing synced: the released one comes again too
+    assert out[7].records[19].value.startswith(b"7:19:") and out[7].records[19].key == b"k1"
+
+
+def _three_batches_then_close(tmp_path: Path) -> Path:
+    async def body() -> None:
+        buf = open_disk(tmp_path)
+        await buf.open()
+        for i in range(3):
+            await buf.push(batch(f"b{i}", n=5))
+        await buf.close()
+    run(body)
+    (seg,) = (tmp_path / "buffer").glob("*.seg")
+    return seg
+
+
+async def _reopen_tags(tmp_path: Path) -> list[str]:
+    buf = open_disk(tmp_path)
+    await buf.open()
+    out = await drain(buf)
+    await buf.close()
+    return [tag_of(b) for b in out]
+
+
+@pytest.mark.parametrize("damage", ["cut", "crc", "garbage_tail", "half_header"])
+def test_a_torn_or_corrupt_tail_frame_is_dropped_and_earlier_frames_kept(tmp_path: Path, damage: str) -> None:
+    seg = _three_batches_then_close(tmp_path)
+    data = seg.read_bytes()
+    if damage == "cut":
+        seg.write_bytes(data[:-7])  # the last write was cut short by a crash
+    elif damage == "crc":
+        seg.write_bytes(data[:-3] + bytes([data[-3] ^ 0xFF]) + data[-2:])
+    elif damage == "garbage_tail":
+        seg.write_bytes(data + b"\x00\x01\x02")
+    else:
+        seg.write_bytes(data + segments.HEADER.pack(1 << 20, 0)[:5])
+    tags = run(lambda: _reopen_tags(tmp_path))
+    assert tags == (["b0", "b1"] if damage in ("cut", "crc") else ["b0", "b1", "b2"])
+
+
+def test_after_a_torn_tail_new_batches_are_written_and_replayed_cleanly(tmp_path: Path) -> None:
+    seg = _three_batches_then_close(tmp_path)
+    seg.write_bytes(seg.read_bytes()[:-1])
+
+    async def body() -> None:
+        buf = open_disk(tmp_path)
+        await buf.open()
+        await buf.push(batch("after"))
+        await buf.close()
+
+    run(body)
+    assert run(lambda: _reopen_tags(tmp_path)) == ["b0", "b1", "after"]
+
+
+def test_fully_released_segments_are_deleted_and_the_rest_kept(tmp_path: Path) -> None:
+    async def body() -> tuple[list[str], list[str], list[str]]:
+        buf = open_disk(tmp_path, segment_bytes=4096, sync_interval=0.05)
+        await buf.open()
+        for i in range(20):
+            await buf.push(batch(f"b{i}", n=14))  # ~1.5 KB frames: two per segment
+        at_start = seg_files(tmp_path)
+        got = [await buf.pop() for _ in range(20)]
+        for b in got[:10]:
+            buf.release(b)
+        await asyncio.sleep(0.3)
+        half = seg_files(tmp_path)
+        for b in got[10:]:
+            buf.release(b)
+        await asyncio.sleep(0.3)
+        done = seg_files(tmp_path)
+        await buf.close()
+        return at_start, half, done
+
+    at_start, half, done = run(body)
+    assert len(at_start) == 10
+    assert half == at_start[5:]
+    assert done == [at_start[-1]]  # the segment being written stays (emptied frames and all)
+    assert run(lambda: _reopen_tags(tmp_path)) == []
+
+
+def test_a_replayed_backlog_counts_against_the_bound(tmp_path: Path) -> None:
+    async def fill() -> None:
+        buf = open_disk(tmp_path, max_bytes=5000)
+        await buf.open()
+        for i in range(3):
+            await buf.push(batch(f"b{i}", n=10))  # ~1.2 KB each
+        await buf.close()
+
+    async def reopen() -> tuple[bool, bool]:
+        buf = open_disk(tmp_path, max_bytes=3000)
+        await buf.open()
+        push = asyncio.create_task(buf.push(batch("new")))
+        await asyncio.sleep(0.05)
+        blocked = not push.done()
+        buf.release(await buf.pop())
+        buf.release(await buf.pop())
+        await asyncio.wait_for(push, 1)
+        await drain(buf)
+        await buf.close()
+        return blocked, push.done()
+
+    run(fill)
+    assert run(reopen) == (True, True)
+
+
+def test_memory_stays_bounded_with_a_large_backlog(tmp_path: Path) -> None:
+    """32 MB pushed while nothing is delivered: only the window stays in memory; every batch is still
+    handed out intact and in order, read back from its segment."""
+    value = b"v" * 1000
+    count = 320
+
+    async def body() -> tuple[int, int, int]:
+        buf = open_disk(tmp_path, max_bytes=64 << 20)
+        await buf.open()
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(count):
+            recs = [Record("logs", b"c%d" % (j % 5), b"%d:%d:" % (i, j) + value) for j in range(100)]
+            await buf.push(RecordBatch(recs, None, "docker_json", i).sized())
+        grown = tracemalloc.get_traced_memory()[0] - base
+        peak_window = 0
+        for i in range(count):
+            b = await buf.pop()
+            assert b.oldest_ns == i and b.records[99].value == b"%d:99:" % i + value
+            buf.release(b)
+            peak_window = max(peak_window, buf.memory_bytes)
+        after = tracemalloc.get_traced_memory()[0] - base
+        tracemalloc.stop()
+        await buf.close()
+        return grown, peak_window, after
+
+    grown, peak_window, after = run(body)
+    backlog = count * 100 * 1010
+    assert backlog > 32_000_000
+    assert grown < 12 << 20, f"{grown} bytes held in memory for a {backlog}-byte backlog"
+    assert peak_window <= disk.CACHE_BYTES + disk.READ_AHEAD_BYTES + 200_000
+    assert after < 12 << 20
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_walk_matches_a_model_of_delivery_and_replay(tmp_path: Path, seed: int,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random pushes, pops, out-of-order releases and reopens, with a window and a read-ahead small
+    enough that batches spill to disk and are read back: every pop is the next batch in write order,
+    every ack is its own batch's, and a reopen replays exactly what follows the delivered prefix."""
+    monkeypatch.setattr(disk, "CACHE_BYTES", 6000)
+    monkeypatch.setattr(disk, "READ_AHEAD_BYTES", 5000)
+    rng = random.Random(seed)
+    acks: list[str] = []
+
+    async def body() -> int:
+        written: list[str] = []  # every batch in write order
+        events: dict[str, int] = {}
+        released: set[str] = set()
+        next_pop = 0  # index into `written` of the next batch pop() must hand out
+        buf = open_disk(tmp_path, segment_bytes=rng.choice([3000, 8000, 50000]), max_bytes=1 << 30)
+        await buf.open()
+        handed: list[RecordBatch] = []
+        serial = 0
+        reopens = 0
+        for _ in range(400):
+            op = rng.random()
+            if op < 0.45:
+                tag = f"s{seed}n{serial}"
+                serial += 1
+                events[tag] = rng.randint(1, 12)
+                await buf.push(batch(tag, n=events[tag], size=rng.randint(20, 400), acks=acks))
+                written.append(tag)
+            elif op < 0.75 and next_pop < len(written):
+                b = await asyncio.wait_for(buf.pop(), 5)
+                assert tag_of(b) == written[next_pop]
+                next_pop += 1
+                handed.append(b)
+            elif op < 0.95 and handed:
+                b = handed.pop(rng.randrange(len(handed)))
+                buf.release(b)
+                released.add(tag_of(b))
+                if b.ack is not None:
+                    assert acks[-1] == tag_of(b)
+            elif op >= 0.95:
+                await buf.close()
+                reopens += 1
+                prefix = 0
+                while prefix < len(written) and written[prefix] in released:
+                    prefix += 1
+                written = written[prefix:]  # what must come again, in order
+                released.clear()
+                handed.clear()
+                next_pop = 0
+                buf = open_disk(tmp_path, segment_bytes=rng.choice([3000, 8000, 50000]), max_bytes=1 << 30)
+                await buf.open()
+                assert buf.events == sum(events[t] for t in written)
+        rest = await drain(buf)
+        assert [tag_of(b) for b in rest] == written[next_pop:]
+        await buf.close()
+        return reopens
+
+    assert run(body) > 0
