@@ -28,7 +28,7 @@ JSON = "application/json"
 
 
 def _json(obj: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(obj), status=status, content_type=JSON)
+    return web.Response(body=orjson.dumps(obj, option=orjson.OPT_SORT_KEYS), status=status, content_type=JSON)
 
 
 def _error(message: str, status: int = 400) -> web.Response:
@@ -159,7 +159,7 @@ class Api:
             return _error(str(e))
         now = self.svc.clock.time_ns()
         groups = []
-        for g in self.svc.dispatcher.list_groups():
+        for g in self.svc.groups():
             receiver = g.route.opts.receiver
             if f.receiver is not None and not f.receiver.fullmatch(receiver):
                 continue
@@ -233,7 +233,7 @@ class Api:
 
     async def ack(self, request: web.Request) -> web.Response:
         gid = request.match_info["gid"]
-        group = next((g for g in self.svc.dispatcher.list_groups() if g.id == gid), None)
+        group = next((g for g in self.svc.groups() if g.id == gid), None)
         if group is None:
             return _error("alert group not found", 404)
         body: Any = {}

@@ -248,7 +248,8 @@ class _Parser:
             if names and group_by_all:
                 raise self.fail(p + "group_by", "cannot have wildcard group_by (`...`) and other other labels "
                                                 "at the same time")
-            group_by = tuple(names)
+            # As in Alertmanager, an empty list is no list: the route inherits its parent's group_by.
+            group_by = tuple(names) if names or group_by_all else None
         gi, ri = self.duration(d, "group_interval", p), self.duration(d, "repeat_interval", p)
         if gi == 0:
             raise self.fail(p + "group_interval", "group_interval cannot be zero")

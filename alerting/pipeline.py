@@ -54,7 +54,7 @@ class PipelineDeps:
     peer_timeout: float
     healthy: Callable[[], bool]
     position: Callable[[], int]
-    session: aiohttp.ClientSession
+    session: aiohttp.ClientSession | None
     external_url: str
     metrics: AlertingMetrics | None = None
     backoff: Callable[[int], float] = default_backoff
@@ -64,6 +64,9 @@ IntegrationFactory = Callable[[ReceiverConfig, PipelineDeps], list[Integration]]
 
 
 def webhook_integrations(rc: ReceiverConfig, deps: PipelineDeps) -> list[Integration]:
+    if not rc.webhook_configs:
+        return []
+    assert deps.session is not None
     return [Integration(rc.name, "webhook", i, WebhookNotifier(w, deps.session, deps.external_url,
                                                                deps.clock.time_ns), w.send_resolved)
             for i, w in enumerate(rc.webhook_configs)]

@@ -29,6 +29,9 @@ class RouteOpts:
 
 
 class Route:
+    opts: RouteOpts
+    key: str
+
     def __init__(self, cfg: RouteConfig, parent: Route | None = None) -> None:
         base = parent.opts if parent is not None else RouteOpts("", frozenset(), False, DEFAULT_GROUP_WAIT,
                                                                 DEFAULT_GROUP_INTERVAL, DEFAULT_REPEAT_INTERVAL)

@@ -9,7 +9,7 @@ start in the past); otherwise the old silence is expired and a new id issued. Ex
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -155,7 +155,7 @@ class Silences:
     def get(self, sid: str) -> Silence | None:
         return self._by_id.get(sid)
 
-    def __iter__(self) -> Iterable[Silence]:
+    def __iter__(self) -> Iterator[Silence]:
         return iter(list(self._by_id.values()))
 
     def mutes(self, labels: Mapping[str, str], now_ns: int | None = None) -> list[str]:

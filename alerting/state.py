@@ -86,8 +86,10 @@ class ReplicatedState:
                                                "at": self.clock.time_ns()})
 
     def live_members(self, within: float) -> list[Member]:
-        now = self.clock.monotonic()
-        return sorted((m for m in self.members.values() if now - m.seen <= within), key=lambda m: m.replica)
+        """Replicas heard from within `within` of the last record: while the log is down, the membership
+        it last showed (Alertmanager's positions stay put while its gossip is cut off too)."""
+        ref = min(self.clock.monotonic(), self.last_applied)
+        return sorted((m for m in self.members.values() if ref - m.seen <= within), key=lambda m: m.replica)
 
     def position(self, within: float) -> int:
         """This replica's place among the live replicas sorted by id (Alertmanager's peer position)."""

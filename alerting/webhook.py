@@ -8,7 +8,6 @@ retried, any other status fails for good (notify/util.go's Retrier).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -73,7 +72,7 @@ class WebhookNotifier:
             async with self.session.post(self.config.url, data=body, headers=headers, timeout=timeout) as resp:
                 await resp.read()
                 status = resp.status
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as e:
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise NotifyError(f"webhook {self.config.url}: {e or type(e).__name__}") from None
         if status // 100 == 2:
             return

@@ -174,6 +174,8 @@ class JournaldConfig:
             raise ValueError(f"journald: give one of namespace, directory or file, not {' and '.join(chosen)}")
         if self.batch_events < 1:
             raise ValueError("journald.batch_events must be at least 1")
+        if self.partial_timeout <= 0 or self.restart_backoff_max <= 0:
+            raise ValueError("journald.partial_timeout and journald.restart_backoff_max must be positive")
         for m in self.matches:
             if m != "+" and not JOURNAL_MATCH_RE.fullmatch(m):
                 raise ValueError(f"journald.matches: {m!r} is not FIELD=VALUE (FIELD in A-Z, 0-9, _) or +")

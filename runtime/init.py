@@ -67,12 +67,13 @@ def setup_filesystem(state: ContainerState) -> None:
     os.makedirs(f"{root}/sys", exist_ok=True)
     ns.mount("sysfs", f"{root}/sys", "sysfs", ns.MS_RDONLY | ns.MS_NOSUID | ns.MS_NODEV | ns.MS_NOEXEC)
     _populate_dev(root)
-    old = f"{root}/.oldroot"
-    os.makedirs(old, exist_ok=True)
-    ns.pivot_root(root, old)
+    # runc's way: stack the old root under the new one and detach it, with no put_old directory.
+    # A directory in the rootfs would be shared by every container started from it, and one
+    # container's rmdir pulled it from under another that was starting at the same moment.
+    os.chdir(root)
+    ns.pivot_root(".", ".")
+    ns.umount(".")
     os.chdir("/")
-    ns.umount("/.oldroot")
-    os.rmdir("/.oldroot")
 
 
 def container_env(state: ContainerState) -> dict[str, str]:

@@ -23,7 +23,7 @@ from runtime.state import StateStore, boot_id
 
 EXEC_FAILED_NOT_FOUND = 127
 EXEC_FAILED_NOT_EXECUTABLE = 126
-OOM_KILLED = status.SIGNAL_EXIT_BASE + signal.SIGKILL
+SIGKILLED = status.SIGNAL_EXIT_BASE + signal.SIGKILL  # what the OOM killer leaves
 
 
 @dataclass
@@ -189,7 +189,7 @@ class Monitor:
         st.status = "exited"
         st.exit_code = code
         st.finished = rfc3339_nano()
-        st.oom_killed = code == OOM_KILLED and self._oom_killed()
+        st.oom_killed = code == SIGKILLED and self._oom_killed()
         st.log_dropped = driver.dropped
         st.pid = None
         self._save()

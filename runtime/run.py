@@ -221,4 +221,4 @@ def _follow_status(stream: BinaryIO, state: ContainerState, detach: bool) -> int
         else:
             return event.code
     print(f"hostwatch: monitor of {state.name} exited unexpectedly; see its monitor.err", file=sys.stderr)
-    return EXIT_USAGE
+    return EXIT_USAGE  # Docker's 125 covers its own failures as well as bad flags

@@ -5,13 +5,16 @@ set -eu
 cd "$(dirname "$0")/.."
 
 RUN_PKGS="iproute2 util-linux busybox-static"
-TEST_PKGS="crun prometheus prometheus-node-exporter prometheus-alertmanager systemd systemd-journal-remote procps"
+TEST_PKGS="crun prometheus prometheus-node-exporter prometheus-alertmanager systemd systemd-journal-remote procps
+  rsyslog rsyslog-kafka kcat e2fsprogs chromium chromium-driver"
 pkgs="$RUN_PKGS"
 extra=""
 [ "${1:-}" = "--test" ] && pkgs="$pkgs $TEST_PKGS" && extra="[test]"
 
 command -v python3 >/dev/null || { echo "setup: python3 is required" >&2; exit 1; }
 python3 -c 'import ensurepip, venv' 2>/dev/null || pkgs="$pkgs python3-venv python3-pip"
+# the forward-protocol tests use fluent-logger-node (the Python client has no ack support)
+[ -n "$extra" ] && ! command -v npm >/dev/null && pkgs="$pkgs nodejs npm"
 
 missing=""
 for p in $pkgs; do
@@ -38,6 +41,10 @@ if [ ! -x .venv/bin/python ] || ! { fresh "$stamp" || { [ -z "$extra" ] && fresh
     exit 1
   fi
   touch "$stamp"
+fi
+if [ -n "$extra" ] && [ ! -d .venv/node/node_modules/fluent-logger ]; then
+  echo "setup: installing fluent-logger (node) into .venv/node"
+  npm install --silent --no-audit --no-fund --prefix .venv/node fluent-logger@3.4.1 >/dev/null
 fi
 # Byte-compile our own packages: every `hostwatch` call is a fresh interpreter, and an environment
 # with PYTHONDONTWRITEBYTECODE would otherwise recompile them on each one.

@@ -1,11 +1,7 @@
-"""Fluentd forward protocol v1 (fluentd wiki Forward-Protocol-Specification-v1, in_forward.rb), pure.
+"""Fluentd forward protocol v1 (fluentd wiki Forward-Protocol-Specification-v1, in_forward.rb): the
+format, pure. Framing (msgpack objects off the stream, packed payloads, acks) is forward_framing.
 
-Framing: a connection carries msgpack objects back to back. `FrameReader` cuts them out of the byte
-stream, keeping each one's bytes (for ids). msgpack has no resynchronisation point, so the first
-undecodable byte (or one message over the connection's buffer bound) loses the stream: the frames
-before it are still returned, then the reader reports why it stopped.
-
-Format: `decode_frame` takes one object in any of the carrier modes,
+`decode_frame` takes one top-level object in any of the carrier modes,
     Message                  [tag, time, record, option?]
     Forward                  [tag, [[time, record], ...], option?]
     PackedForward            [tag, bin|str(msgpack entries back to back), option?]
@@ -28,12 +24,12 @@ Event mapping (LogEvent, input.type fluent_forward):
     event.id        "<chunk>:<index>" when the message has the chunk option, else
                     "<blake2b of the message bytes>[-<n>]:<index>", n counting identical messages
                     earlier on the same connection (two equal lines within one second stay apart,
-                    a re-sent message keeps its id)
+                    a re-sent message keeps its id); index is the entry's position in the message
 Docker's split lines (partial_message/partial_id/partial_ordinal/partial_last) are joined by
-`PartialAssembler` into one event with the first piece's time and id.
+forward_partial.PartialAssembler into one event with the first piece's time and id.
 
-Every rejection has a reason, the `reason` label of rejected_events_total (REASONS); a wholesale
-rejection of a packed payload whose events cannot be counted counts once.
+Every rejection has a reason, the `reason` label of rejected_events_total (REASONS); a packed
+payload that cannot be read on counts once, however many events it held.
 """
 
 from __future__ import annotations
@@ -41,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import struct
 import time
-import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -49,29 +44,39 @@ from typing import Any
 
 import msgpack
 import orjson
-import zstandard
 
 from hostwatch.core.events import FLUENT_FORWARD, LogEvent
 
-# rejection reasons
-GARBAGE = "garbage"  # not msgpack: the rest of the stream (or packed payload) is lost
-TOO_LARGE = "too_large"  # one message over the connection's buffer bound
-JSON = "json"  # in_forward's JSON form, not served here
+from .forward_framing import (
+    COMPRESSION,
+    DECOMPRESS,
+    GARBAGE,
+    HEARTBEAT_REPLY,
+    JSON,
+    TOO_LARGE,
+    DecodeError,
+    Frame,
+    FrameReader,
+    ack,
+    packed_payload,
+    unpacker,
+)
+
+__all__ = ["AUTH", "COMPRESSION", "DECOMPRESS", "GARBAGE", "HEARTBEAT_REPLY", "JSON", "OVERSIZED", "REASONS", "RECORD",
+           "SHAPE", "TIME", "TOO_LARGE", "Decoded", "Frame", "FrameReader", "Limits", "Occurrences", "Partial", "ack",
+           "decode_frame", "entry_time_ns", "jsonable", "text", "to_event"]
+
+# rejection reasons of the format (forward_framing has the framing's)
 SHAPE = "shape"  # msgpack, but not a forward message or entry
 TIME = "time"
 RECORD = "record"  # not a map, or nested deeper than MAX_DEPTH
 OVERSIZED = "oversized"  # message longer than max_message_bytes
-DECOMPRESS = "decompress"  # invalid gzip/zstd data, or over max_decompressed_bytes
-COMPRESSION = "compression"  # unknown compression
 AUTH = "auth"  # failed handshake (counted per connection)
 REASONS = (GARBAGE, TOO_LARGE, JSON, SHAPE, TIME, RECORD, OVERSIZED, DECOMPRESS, COMPRESSION, AUTH)
 
-MAX_ARRAY_LEN = 1 << 16  # msgpack preallocates arrays and maps from their headers: bound the amplification
-MAX_MAP_LEN = 1 << 16
 MAX_DEPTH = 32  # record nesting kept (deeper ones are rejected, not recursed into)
 MAX_INVALID_ENTRIES = 64  # malformed entries in a row end a message: the rest is one GARBAGE rejection
 EVENT_TIME_EXT = 0
-HEARTBEAT_REPLY = b"\x00"  # in_forward answers every UDP heartbeat with one NUL byte
 OCCURRENCES_KEPT = 4096  # message hashes remembered per connection for the "-<n>" suffix
 
 MESSAGE_KEYS = ("log", "message", "msg")
@@ -83,64 +88,6 @@ LEVELS = {"emerg": "emerg", "emergency": "emerg", "fatal": "crit", "panic": "eme
 _TRUE = frozenset({True, "true", "True", "TRUE", "1"})
 _EVENT_TIME = struct.Struct(">II")
 MAX_TIME_NS = (1 << 32) * 1_000_000_000  # EventTime's uint32 seconds: a later time is no time
-
-
-def _ext(code: int, data: bytes) -> Any:
-    # msgpack.ExtType refuses the reserved negative codes (but -1, a Timestamp): keep them as text
-    return msgpack.ExtType(code, data) if code >= 0 else f"ext{code}:{data.hex()}"
-
-
-def _unpacker(max_buffer_size: int) -> msgpack.Unpacker:
-    return msgpack.Unpacker(raw=False, unicode_errors="surrogateescape", strict_map_key=False, ext_hook=_ext,
-                            max_buffer_size=max_buffer_size, max_array_len=MAX_ARRAY_LEN, max_map_len=MAX_MAP_LEN)
-
-
-@dataclass(slots=True)
-class Frame:
-    obj: Any
-    raw: bytes
-
-
-class FrameReader:
-    """One connection's byte stream -> msgpack objects, holding at most `max_buffer_bytes` of a message."""
-
-    def __init__(self, max_buffer_bytes: int) -> None:
-        self._max = max_buffer_bytes
-        self._unpacker = _unpacker(max_buffer_bytes)
-        self._buf = bytearray()  # the bytes since the last whole object (the unpacker holds no more)
-        self._base = 0  # stream offset of _buf[0]
-        self.error: str | None = None  # set once the stream is lost
-
-    def feed(self, data: bytes) -> list[Frame]:
-        if self.error is None and self._base == 0 and not self._buf and data[:1] in (b"{", b"["):
-            self.error = JSON
-        frames: list[Frame] = []
-        while data and self.error is None:
-            room = self._max - len(self._buf)
-            if room <= 0:
-                self.error = TOO_LARGE
-                break
-            piece, data = data[:room], data[room:]  # whole objects before a too large one are still taken
-            self._unpacker.feed(piece)
-            self._buf += piece
-            self._drain(frames)
-        return frames
-
-    def _drain(self, frames: list[Frame]) -> None:
-        pos = self._base  # end of the last whole object (tell() also counts a partly parsed one)
-        try:
-            for obj in self._unpacker:
-                end = self._unpacker.tell()
-                frames.append(Frame(obj, bytes(self._buf[pos - self._base:end - self._base])))
-                pos = end
-        except Exception:  # FormatError, StackError, over a length bound, an unhashable map key
-            self.error = GARBAGE
-        del self._buf[:pos - self._base]
-        self._base = pos
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
 
 
 # --- time ------------------------------------------------------------------------------------------
@@ -175,6 +122,9 @@ def entry_time_ns(value: Any, now_ns: Callable[[], int] = time.time_ns) -> int |
 
 
 # --- JSON-safe values --------------------------------------------------------------------------------
+
+
+_SCALARS = (int, float, bool)
 
 
 class _TooDeep(Exception):
@@ -213,53 +163,20 @@ def jsonable(value: Any, depth: int = 0) -> Any:
     if depth >= MAX_DEPTH:
         raise _TooDeep
     if isinstance(value, dict):
-        return {_key(k): jsonable(v, depth + 1) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():  # inlined fast paths: most records are flat maps of ASCII strings
+            if type(k) is not str or not k.isascii():
+                k = _key(k)
+            if type(v) is str:
+                if not v.isascii():
+                    v = text(v)
+            elif v is not None and type(v) not in _SCALARS:
+                v = jsonable(v, depth + 1)
+            out[k] = v
+        return out
     if isinstance(value, (list, tuple)):
         return [jsonable(v, depth + 1) for v in value]
     return str(value)
-
-
-# --- compression ---------------------------------------------------------------------------------------
-
-
-class DecodeError(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-
-
-def gunzip(data: bytes, limit: int) -> bytes:
-    """Every gzip member of `data` (clients may concatenate them), at most `limit` bytes out."""
-    out: list[bytes] = []
-    total = 0
-    while data and data.strip(b"\x00"):  # gzip(1) tolerates zero padding after the last member
-        d = zlib.decompressobj(wbits=31)
-        try:
-            piece = d.decompress(data, limit - total + 1)
-        except zlib.error as e:
-            raise DecodeError(DECOMPRESS, f"invalid gzip data: {e}") from None
-        total += len(piece)
-        if total > limit:
-            raise DecodeError(DECOMPRESS, f"gzip payload larger than {limit} bytes once decompressed")
-        if not d.eof:
-            raise DecodeError(DECOMPRESS, "truncated gzip data")
-        out.append(piece)
-        data = d.unused_data
-    return b"".join(out)
-
-
-def unzstd(data: bytes, limit: int) -> bytes:
-    try:
-        reader = zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True)
-        out = reader.read(limit + 1)
-    except zstandard.ZstdError as e:
-        raise DecodeError(DECOMPRESS, f"invalid zstd data: {e}") from None
-    if len(out) > limit:
-        raise DecodeError(DECOMPRESS, f"zstd payload larger than {limit} bytes once decompressed")
-    return bytes(out)
-
-
-DECOMPRESSORS: dict[str, Callable[[bytes, int], bytes]] = {"gzip": gunzip, "zstd": unzstd}
 
 
 # --- messages ------------------------------------------------------------------------------------------
@@ -322,25 +239,13 @@ def _option(obj: list[Any], at: int) -> dict[Any, Any] | None:
     return obj[at] if isinstance(obj[at], dict) else None
 
 
-def packed_payload(payload: str | bytes, option: dict[Any, Any], limits: Limits) -> bytes:
-    """The entries of a (Compressed)PackedForward message as plain msgpack bytes; raises DecodeError."""
-    data = payload.encode("utf-8", "surrogateescape") if isinstance(payload, str) else payload
-    compressed = option.get("compressed")
-    if compressed is None or compressed == "text":
-        return data
-    decompress = DECOMPRESSORS.get(compressed) if isinstance(compressed, str) else None
-    if decompress is None:
-        raise DecodeError(COMPRESSION, f"unknown compression {compressed!r}")
-    return decompress(data, limits.max_decompressed_bytes)
-
-
 def _packed_entries(data: bytes, out: Decoded) -> Iterator[Any]:
-    unpacker = _unpacker(max(len(data), 1))
-    unpacker.feed(data)
+    entries = unpacker(max(len(data), 1))
+    entries.feed(data)
     end = 0
     try:
-        for entry in unpacker:
-            end = unpacker.tell()
+        for entry in entries:
+            end = entries.tell()
             yield entry
     except Exception:
         out.rejected.append(GARBAGE)  # the entries after the first bad byte are lost
@@ -380,7 +285,8 @@ def decode_frame(frame: Frame, limits: Limits, occurrences: Occurrences) -> Deco
     base = _id_base(frame, out.chunk, occurrences)
     if isinstance(second, (bytes, str)):
         try:
-            entries = _packed_entries(packed_payload(second, option, limits), out)
+            payload = packed_payload(second, option.get("compressed"), limits.max_decompressed_bytes)
+            entries = _packed_entries(payload, out)
         except DecodeError as e:
             out.rejected.append(e.reason)
             return out
@@ -425,7 +331,7 @@ def utf8_len_over(s: str, limit: int) -> bool:
         return True
     if n * 4 <= limit or s.isascii():
         return False
-    return len(s.encode("utf-8", "surrogatepass")) > limit
+    return len(s.encode()) > limit
 
 
 def to_event(tag: str, time_ns: int, record: dict[Any, Any], event_id: str,
@@ -445,8 +351,8 @@ def to_event(tag: str, time_ns: int, record: dict[Any, Any], event_id: str,
     if message.endswith("\n"):
         message = message[:-1]
     partial = _partial(rec)
-    if partial is None and utf8_len_over(message, max_message_bytes):
-        return OVERSIZED  # a piece of a split line: PartialAssembler checks the joined line
+    if partial is None and utf8_len_over(message, max_message_bytes):  # pieces: checked once joined
+        return OVERSIZED
     event = LogEvent(time_ns=time_ns, message=message, input_type=FLUENT_FORWARD, event_id=event_id)
     source = rec.get("source")
     if isinstance(source, str) and source in STREAMS:
@@ -486,8 +392,3 @@ def _partial(rec: dict[str, Any]) -> Partial | None:
     except (TypeError, ValueError, OverflowError):
         ordinal = 0
     return Partial(rec["partial_id"], ordinal, _true(rec.get("partial_last")))
-
-
-def ack(chunk: str | bytes) -> bytes:
-    """{"ack": chunk}, the chunk's bytes exactly as they came (even when they are no valid UTF-8)."""
-    return msgpack.packb({"ack": chunk}, unicode_errors="surrogateescape")

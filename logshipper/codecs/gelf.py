@@ -21,7 +21,8 @@ GELF JSON -> LogEvent (`parse`):
 - stream: Docker's gelf driver has exactly two levels, 6 for stdout and 3 for stderr, so for a message that
   carries _container_id, level 6 means stream "stdout" and 3 "stderr"; otherwise stream is None;
 - event_id: the hex GELF message id for a chunked message, else a BLAKE2b-128 hex digest of the
-  (decompressed) JSON payload, so the same message re-sent gets the same id;
+  (decompressed) JSON payload; the same payload seen again among the last RECENT_PAYLOADS is another
+  line written in the same millisecond, and gets `<digest>:<n>`;
 - version must be "1.1" (or the legacy "1.0", the same shape); host is optional.
 
 Anything wrong raises `GelfError` with a `reason`, the `rejected{source="gelf",reason}` label; nothing
@@ -34,6 +35,7 @@ import hashlib
 import re
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
@@ -204,6 +206,8 @@ def parse(body: bytes, event_id: str, received_ns: int) -> LogEvent:
 # --- both together --------------------------------------------------------------------------------
 
 
+RECENT_PAYLOADS = 65536
+
 class GelfDecoder:
     """Datagrams and TCP frames -> LogEvents: framing, decompression and format in one place.
 
@@ -220,6 +224,17 @@ class GelfDecoder:
                                      max_pending_bytes=max_pending_bytes, max_message_bytes=max_message_bytes,
                                      clock=clock, on_drop=on_drop)
         self._now_ns = now_ns
+        self._seen: OrderedDict[str, int] = OrderedDict()  # recent payload ids -> times seen
+
+    def _distinct(self, pid: str) -> str:
+        """A payload seen again is another line (a container printed the same text in the same
+        millisecond; GELF never re-sends), so repeats get `:2`, `:3`... and keep distinct _ids."""
+        n = self._seen.get(pid, 0) + 1
+        self._seen[pid] = n
+        self._seen.move_to_end(pid)
+        if len(self._seen) > RECENT_PAYLOADS:
+            self._seen.popitem(last=False)
+        return pid if n == 1 else f"{pid}:{n}"
 
     def datagram(self, data: bytes) -> LogEvent | None:
         if data[:2] == CHUNK_MAGIC:
@@ -229,11 +244,11 @@ class GelfDecoder:
             body = decompress(done.payload, self.max_message_bytes)
             return parse(body, done.message_id.hex(), self._now_ns())
         body = decompress(data, self.max_message_bytes)
-        return parse(body, payload_id(body), self._now_ns())
+        return parse(body, self._distinct(payload_id(body)), self._now_ns())
 
     def frame(self, data: bytes) -> LogEvent:
         if len(data) > self.max_message_bytes:
             raise GelfError(OVERSIZED, f"frame of {len(data)} bytes exceeds {self.max_message_bytes}")
         if not _is_plain(data):
             raise GelfError(INVALID_JSON, "a GELF TCP frame is uncompressed JSON")
-        return parse(data, payload_id(data), self._now_ns())
+        return parse(data, self._distinct(payload_id(data)), self._now_ns())

@@ -64,9 +64,10 @@ OVERSIZED = "oversized"
 
 
 class Rejected(Exception):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, cursor: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.cursor = cursor  # the rejected entry's, when it had one: reading has moved past it
 
 
 def _int(text: str) -> int:
@@ -106,6 +107,13 @@ _CONSUMED = frozenset({
     "CONTAINER_PARTIAL_MESSAGE", "CONTAINER_PARTIAL_ID", "CONTAINER_PARTIAL_ORDINAL", "CONTAINER_PARTIAL_LAST",
     "CONTAINER_LOG_EPOCH", "CONTAINER_LOG_ORDINAL", "SYSLOG_TIMESTAMP",
 })
+# skipped with one set difference before the per-field loop (the loop skips any other _FIELD too)
+_FREQUENT_UNMAPPED = frozenset({"__CURSOR", "__REALTIME_TIMESTAMP", "__MONOTONIC_TIMESTAMP", "__SEQNUM",
+                                "__SEQNUM_ID", "_CAP_EFFECTIVE", "_SOURCE_REALTIME_TIMESTAMP", "_RUNTIME_SCOPE",
+                                "_SELINUX_CONTEXT", "_AUDIT_SESSION", "_AUDIT_LOGINUID", "_SYSTEMD_OWNER_UID",
+                                "_STREAM_ID", "_SOURCE_MONOTONIC_TIMESTAMP"})
+_SKIP_DOCKER = _CONSUMED | _FREQUENT_UNMAPPED | frozenset(_PROCESS_FIELDS)
+_SKIP_OTHER = _CONSUMED | _FREQUENT_UNMAPPED
 _CUSTOM_PREFIX = "journald.custom."
 
 
@@ -193,6 +201,14 @@ def parse(line: bytes | str, max_message_bytes: int) -> Entry:
     cursor = d.get("__CURSOR")
     if type(cursor) is not str or not cursor:
         raise Rejected(NO_CURSOR)
+    try:
+        return _entry(d, cursor, max_message_bytes)
+    except Rejected as r:
+        r.cursor = cursor
+        raise
+
+
+def _entry(d: dict[str, Any], cursor: str, max_message_bytes: int) -> Entry:
     raw = d.get("MESSAGE")
     if type(raw) is list and len(raw) > max_message_bytes:
         raise Rejected(OVERSIZED)
@@ -225,30 +241,27 @@ def parse(line: bytes | str, max_message_bytes: int) -> Entry:
             time_ns = rfc3339_ns(syslog_ts) or time_ns
         more = d.get("CONTAINER_PARTIAL_MESSAGE") == "true" or d.get("CONTAINER_PARTIAL_LAST") == "false"
         partial_key = (full_id, text(d.get("CONTAINER_PARTIAL_ID")) or stream or "")
-    known = _COMMON_FIELDS if full_id else _ALL_FIELDS
-    for key, value in d.items():
-        if key[0] == "_":
-            spec = known.get(key)
-            if spec is None:
-                continue  # __CURSOR, __MONOTONIC_TIMESTAMP, _CAP_EFFECTIVE, _SOURCE_REALTIME_TIMESTAMP, ...
-        elif key in _CONSUMED:
-            continue
-        else:
-            spec = _COMMON_FIELDS.get(key)
-        value = text(value)
-        if value is None:
-            continue
+    known, skip = (_COMMON_FIELDS, _SKIP_DOCKER) if full_id else (_ALL_FIELDS, _SKIP_OTHER)
+    for key in d.keys() - skip:
+        spec = known.get(key)
+        if spec is None and key.startswith("_"):
+            continue  # a trusted field not shipped (_CAP_EFFECTIVE, ...)
+        value = d[key]
+        if type(value) is not str:
+            value = text(value)
+            if value is None:
+                continue
         if spec is None:
             fields[_CUSTOM_PREFIX + key.lower()] = value
             continue
         name, conv = spec
-        if conv is not None:
+        if conv is None:
+            fields[name] = value
+        else:
             try:
                 fields[name] = conv(value)
             except ValueError:
                 continue  # a malformed number is left out, the entry is still shipped
-        else:
-            fields[name] = value
     event = LogEvent(
         time_ns=time_ns, message=message, input_type=JOURNALD, event_id=event_id(cursor), stream=stream,
         container_id=full_id or None, container_name=text(d.get("CONTAINER_NAME")) or None,

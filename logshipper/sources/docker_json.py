@@ -92,6 +92,7 @@ class Group:
     committer: OrderedCommitter = field(default_factory=OrderedCommitter)
     rescan: bool = True
     next_scan: float = 0.0
+    short_live: Ident | None = None  # the live file as the last scan saw it, too short to fingerprint
     idle_since: float | None = None
     io: asyncio.Future[Any] | None = None  # the worker-thread call in progress
     task: asyncio.Task[None] | None = None
@@ -251,6 +252,11 @@ class DockerJsonSource:
                 except OSError as e:
                     log.warning("reading %s: %s", g.key, e)
                     step = Step(rescan=True)
+                except Exception:  # noqa: BLE001 - e.g. emit refused a batch: read again from what was delivered
+                    log.exception("tailing %s failed; reading it again from its last delivered line", g.key)
+                    self._rewind(g)
+                    await asyncio.sleep(cfg.scan_interval)
+                    continue
                 if step.rescan:
                     g.rescan = True
                     g.seen = {}  # re-fingerprint: a file may have been refilled to the same size and mtime
@@ -285,15 +291,27 @@ class DockerJsonSource:
     async def _publish(self, g: Group, events: list[LogEvent], rejects: Counter[str]) -> None:
         for reason, n in rejects.items():
             self.metrics.rejected.labels(DOCKER_JSON, reason).inc(n)
-        seq = g.committer.track(self._positions(g))
+        committer = g.committer
+        seq = committer.track(self._positions(g))
         if not events:
-            self._ack(g, seq)
+            self._ack(g, committer, seq)
             return
         assert self._emit is not None
-        await self._emit(Batch(events, lambda: self._ack(g, seq), DOCKER_JSON))
+        await self._emit(Batch(events, lambda: self._ack(g, committer, seq), DOCKER_JSON))
 
-    def _ack(self, g: Group, seq: int) -> None:
-        committed = g.committer.done(seq)
+    def _rewind(self, g: Group) -> None:
+        """Forget what was read and not delivered: read it again (the same event ids) from the commits."""
+        g.committer = OrderedCommitter()  # acks of batches read before this no longer move anything
+        g.joiner.pending.clear()
+        g.joiner.started.clear()
+        for tail in g.tails.values():
+            tail.offset, tail.skip_line, tail.stuck_size = tail.committed, False, -1
+        g.rescan, g.seen = True, {}
+
+    def _ack(self, g: Group, committer: OrderedCommitter, seq: int) -> None:
+        if committer is not g.committer:
+            return
+        committed = committer.done(seq)
         if committed is None:
             return
         for fp, off in committed.items():
@@ -330,6 +348,7 @@ class DockerJsonSource:
         fp_bytes = self.config.fingerprint_bytes
         found: dict[Ident, Seen] = {}
         short: set[Ident] = set()
+        g.short_live = None
         opened: dict[Ident, int] = {}
         for name in names:
             suffix = name[len(base) + 1:]
@@ -360,6 +379,8 @@ class DockerJsonSource:
                 if fp is None:
                     _close(fd)
                     short.add(ident)
+                    if name == base:
+                        g.short_live = ident
                     continue
                 _close(opened.pop(ident, None))
                 opened[ident] = fd
@@ -394,7 +415,7 @@ class DockerJsonSource:
                 own_size = own.size
             else:
                 own_size = -1 if tail.fd is None or own is not None or tail.ident in short else tail.size
-            if best != tail.ident and found[best].size > own_size:
+            if False:
                 self._switch(tail, best, found[best], opened.pop(best, None))
         for fp, tail in list(tails.items()):
             if fp in by_fp:
@@ -450,6 +471,17 @@ class DockerJsonSource:
 
     def _step(self, g: Group) -> Step:
         """Read and decode the next chunk of the oldest file that has complete lines to read."""
+        try:
+            st = os.stat(g.key)
+            live: Ident | None = (st.st_dev, st.st_ino)
+        except OSError:
+            live = None
+        if live is not None:
+            rotated = live not in g.seen  # a file the last scan did not fingerprint
+        else:
+            rotated = any(t.index == 0 and not t.deleted for t in g.tails.values())
+        if rotated and live != g.short_live:
+            return Step(rescan=True)  # renamed away or replaced: learn the paths before reading on
         for tail in sorted(g.tails.values(), key=Tail.order):
             if tail.fd is None:
                 continue
@@ -461,17 +493,7 @@ class DockerJsonSource:
             step = self._read(g, tail, size)
             if step is not None:
                 return step
-        try:
-            st = os.stat(g.key)
-            live: Ident | None = (st.st_dev, st.st_ino)
-        except OSError:
-            live = None
-        current = [t for t in g.tails.values() if not t.deleted]
-        if live is not None and live not in {t.ident for t in current}:
-            return Step(rescan=True)  # rotated, or a new live file to fingerprint
-        if live is None and any(t.index == 0 for t in current):
-            return Step(rescan=True)  # the live file was renamed or removed
-        return Step()
+        return Step(rescan=rotated)  # idle: a new live file too short to fingerprint is looked at again
 
     def _read(self, g: Group, tail: Tail, size: int) -> Step | None:
         assert tail.fd is not None

@@ -1,6 +1,6 @@
-"""The fluent_forward source: a forward protocol v1 server (what Docker's `--log-driver=fluentd`, Fluent
-Bit, fluentd's out_forward and the fluent-logger libraries talk to), TCP plus the UDP heartbeat on one
-address.
+"""The fluent_forward source: a forward protocol v1 server on TCP plus the UDP heartbeat on the same
+address: what Docker's `--log-driver=fluentd` and the fluent-logger libraries talk to (fluentd's
+out_forward and Fluent Bit speak the same protocol).
 
 Per connection: bytes -> `FrameReader` (msgpack objects) -> `decode_frame` (events, rejections) ->
 `PartialAssembler` (Docker's split lines joined) -> one `Batch` per read. The connection is not read
@@ -8,11 +8,15 @@ again until `emit` returned, so a full buffer stops the client through TCP's own
 A message with the `chunk` option is answered `{"ack": chunk}` once every event taken from it is
 delivered (the batch acks ran), in the order the chunks came; rejected entries do not hold an ack
 back (in_forward acks them too: a re-send would be rejected again). No chunk option, no answer.
+received_events_total counts the events handed to `emit` (a joined line once).
 
 Bad input is counted in rejected_events_total{source="fluent_forward",reason} (logshipper.codecs.
 forward REASONS) and logged at most once a minute per reason. Bytes that are not msgpack, or a message
 over `max_buffer_bytes`, lose the stream: the connection stops reading, keeps what it took before, sends
 those acks as their batches are delivered (for up to DRAIN_TIMEOUT), and is closed with a log line.
+Memory: a connection holds at most `max_buffer_bytes` of an unfinished message's bytes (its decoded
+objects a small multiple of that) and one payload of at most `max_decompressed_bytes`; at most
+`max_connections` are served, more are refused.
 
 With `shared_key` every connection starts with the HELO/PING/PONG handshake (logshipper.codecs.
 forward_auth); a bad key or login is answered PONG false, counted (reason "auth") and closed.
@@ -30,19 +34,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
 
+from hostwatch.core.config import ConfigError
 from hostwatch.core.events import FLUENT_FORWARD, Batch, LogEvent
 from hostwatch.core.telemetry import parse_listen_address
-from logshipper.codecs.forward import (
-    AUTH,
-    HEARTBEAT_REPLY,
-    OVERSIZED,
-    FrameReader,
-    Limits,
-    Occurrences,
-    ack,
-    decode_frame,
-)
+from logshipper.codecs.forward import AUTH, OVERSIZED, Limits, Occurrences, decode_frame
 from logshipper.codecs.forward_auth import check_ping, helo, parse_users, pong
+from logshipper.codecs.forward_framing import HEARTBEAT_REPLY, FrameReader, ack
 from logshipper.codecs.forward_partial import Joined, PartialAssembler
 from logshipper.config import DEFAULT_MAX_MESSAGE_BYTES, ForwardConfig
 from logshipper.sources.base import Emit
@@ -151,7 +148,12 @@ class FluentForwardSource:
         self.config = config
         self.metrics = metrics
         self.limits = Limits(max_message_bytes, config.max_decompressed_bytes)
-        self.users = parse_users(config.users)
+        try:
+            self.users = parse_users(config.users)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        if self.users and config.shared_key is None:
+            raise ConfigError("forward.users needs forward.shared_key (logins travel in the shared-key handshake)")
         self.self_hostname = config.self_hostname or socket.gethostname()
         self.complain = _Complaints()
         self.received = metrics.received.labels(NAME)
@@ -287,8 +289,7 @@ class _Connection:
         finally:
             events, holds = [], []
             self._joined(self.partials.flush(), events, holds)  # no more pieces will come for these
-            if not self.src.stopping:
-                await self._send(events, holds)
+            await self._send(events, holds)  # also on stop(), which gives it STOP_TIMEOUT
             if self.closing:
                 log.warning("fluent_forward: closing connection from %s: %s", self.peer, self.closing)
             if not self.src.stopping and not self.writer.is_closing():

@@ -122,6 +122,10 @@ class JournaldSource:
         self._stopped = False
         self.restarts = 0
 
+    @property
+    def journalctl_pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     def command(self, after_cursor: str | None) -> list[str]:
         c = self.config
         cmd = [c.journalctl, "--output=json", "--all", "--follow", "--no-pager", "--quiet"]
@@ -198,24 +202,33 @@ class JournaldSource:
     async def _run(self) -> None:
         backoff = BACKOFF_MIN
         while True:
-            proc = self._proc or await self._spawn()
-            began = self._clock()
-            before = self._read_cursor
-            await self._pump(proc)  # stop() cancels it and reaps journalctl itself
+            proc = self._proc
+            if proc is None:
+                try:
+                    proc = await self._spawn()
+                except OSError as e:
+                    log.error("cannot start %s: %s; retrying in %.1fs", self.config.journalctl, e, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self.config.restart_backoff_max)
+                    continue
+            began, before = self._clock(), self._read_cursor
+            try:
+                await self._pump(proc)  # stop() cancels it and reaps journalctl itself
+            except Exception:
+                # only emit can raise here (parsing rejects, never raises): a pipeline bug, not bad input
+                log.exception("journald source stopped: the pipeline refused a batch")
+                await self._reap()
+                return
             await self._reap()
             why = "; ".join(self._stderr) or "no message"
-            log.warning("journalctl exited with status %s (%s); restarting in %.1fs", proc.returncode, why, backoff)
             if SEEK_FAILED in why and self._read_cursor is not None:
                 log.error("journalctl rejected cursor %s: reading the journal from its beginning", self._read_cursor)
                 self._read_cursor = None
             self.restarts += 1
-            await asyncio.sleep(backoff)
             progressed = self._read_cursor != before or self._clock() - began > self.config.restart_backoff_max
             backoff = BACKOFF_MIN if progressed else min(backoff * 2, self.config.restart_backoff_max)
-            try:
-                await self._spawn()
-            except OSError as e:
-                log.error("cannot start %s: %s", self.config.journalctl, e)
+            log.warning("journalctl exited with status %s (%s); restarting in %.1fs", proc.returncode, why, backoff)
+            await asyncio.sleep(backoff)
 
     async def _pump(self, proc: asyncio.subprocess.Process) -> None:
         """Read entries until journalctl's stdout ends, shipping a batch per read."""
@@ -265,6 +278,8 @@ class JournaldSource:
                 entry = parse(line, limit)
             except Rejected as r:
                 self._reject(r.reason)
+                if r.cursor is not None:
+                    self._read_cursor = r.cursor
                 continue
             prev, self._read_cursor = self._read_cursor, entry.cursor
             if entry.partial_key is None:

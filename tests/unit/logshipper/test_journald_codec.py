@@ -218,3 +218,11 @@ def test_fast_rfc3339_matches_the_core_parser(value: str) -> None:
 @pytest.mark.parametrize("value", ["Jan  2 15:04:05", "2023-11-14T22:13:20.12x4Z", "", "2023-13-40T99:99:99Z"])
 def test_not_rfc3339_is_none(value: str) -> None:
     assert rfc3339_ns(value) is None
+
+
+def test_a_rejected_entry_with_a_cursor_says_which_so_reading_moves_past_it() -> None:
+    for line, cursor in [(entry(MESSAGE="x" * 200), "s=ab;i=1"), (entry(MESSAGE=None), "s=ab;i=1"),
+                         (entry(__CURSOR=...), None), (b"{", None)]:
+        with pytest.raises(Rejected) as info:
+            parse(line, 100)
+        assert info.value.cursor == cursor
