@@ -31,6 +31,14 @@ DEFAULT_TOPIC = "hostwatch-alerting"
 CATCH_UP_TIMEOUT = 30.0  # seconds start() waits to replay the log before serving anyway (fail-open)
 
 
+def encode(value: Any) -> bytes:
+    """JSON bytes; times far in the future (a silence until 2999) are ns beyond 64 bits, which orjson refuses."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
 class ReplicatedLog(Protocol):
     async def start(self, apply: Apply) -> None: ...
     def append(self, key: str, value: dict[str, Any] | None) -> None: ...
@@ -149,7 +157,7 @@ class KafkaLog:
             self._producer.poll(0.1)
 
     def append(self, key: str, value: dict[str, Any] | None) -> None:
-        data = None if value is None else orjson.dumps(value)
+        data = None if value is None else encode(value)
         try:
             self._producer.produce(self.topic, key=key.encode(), value=data, on_delivery=self._delivered)
         except BufferError:
@@ -225,19 +233,19 @@ class FileLog:
         with open(tmp, "wb") as f:
             for k, v in latest.items():
                 if v is not None:
-                    f.write(orjson.dumps({"k": k, "v": v}) + b"\n")
+                    f.write(encode({"k": k, "v": v}) + b"\n")
         os.replace(tmp, self.path)
         for k, v in latest.items():
             if v is not None:
-                _apply_raw(apply, k.encode(), orjson.dumps(v), self.metrics)
+                _apply_raw(apply, k.encode(), encode(v), self.metrics)
         self._file = open(self.path, "ab")  # noqa: SIM115 - held for the service's lifetime
 
     def append(self, key: str, value: dict[str, Any] | None) -> None:
-        self._file.write(orjson.dumps({"k": key, "v": value}) + b"\n")
+        self._file.write(encode({"k": key, "v": value}) + b"\n")
         self._file.flush()
         apply = self._apply
         assert apply is not None
-        data = None if value is None else orjson.dumps(value)
+        data = None if value is None else encode(value)
         asyncio.get_running_loop().call_soon(_apply_raw, apply, key.encode(), data, self.metrics)
 
     def reachable(self) -> bool:

@@ -95,13 +95,30 @@ class EmbeddedNoida:
         return " | ".join(useful[-3:]) or "(empty log)"
 
     async def stop(self) -> None:
+        """Stop its whole process group: the `noida-db` launcher execs nothing, it runs the server
+        binary as a child, which a signal to the launcher alone would leave running."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        os.kill(proc.pid, signal.SIGTERM)
+        _signal_group(proc.pid, signal.SIGTERM)
         for _ in range(100):
-            if proc.poll() is not None:
+            if proc.poll() is not None and not _group_alive(proc.pid):
                 return
             await asyncio.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
+        _signal_group(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False

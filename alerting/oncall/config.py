@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alerting.oncall.contacts import EMAIL, WEBHOOK, Contact, Person
-from alerting.oncall.escalation import DEFAULT_LEVEL_TIMEOUT, EscalationPolicy, Level
+from alerting.oncall.escalation import DEFAULT_LEVEL_TIMEOUT, MAX_REPEAT, EscalationPolicy, Level
 from alerting.oncall.rotation import ALL_DAYS, DAY, WEEK, WEEKDAYS, Layer, Restriction, TurnLength, resolve_local
 from alerting.oncall.schedule import Override, Schedule
 from hostwatch.core.config import ConfigError
@@ -267,7 +267,9 @@ class _Reader:
         return i
 
     def restriction(self, data: Any, where: str) -> Restriction:
-        kind = data.get("type", "daily") if isinstance(data, Mapping) else None
+        if not isinstance(data, Mapping):
+            raise self.fail(where, "must be a mapping")
+        kind = data.get("type", "daily")
         if kind == "weekly":
             d = self.mapping(data, where, {"type", "start_day", "start_time", "duration", "end_day", "end_time"},
                              ("start_day", "start_time"))
@@ -304,7 +306,7 @@ class _Reader:
                              for i, x in enumerate(self.sequence(d["days"], f"{where}.days", required=True)))
         return Restriction(_as_time(start), length, days)
 
-    def layer(self, data: Any, where: str, default_zone: ZoneInfo) -> Layer:
+    def layer(self, data: Any, where: str, default_zone: ZoneInfo, index: int) -> Layer:
         d = self.mapping(data, where, {"name", "users", "rotation", "start", "end", "time_zone", "restrictions"},
                          ("users", "rotation", "start"))
         zone = self.zone(d["time_zone"], f"{where}.time_zone") if "time_zone" in d else default_zone
@@ -317,14 +319,14 @@ class _Reader:
             raise self.fail(f"{where}.end", "must be after start")
         restrictions = tuple(self.restriction(r, f"{where}.restrictions[{i}]")
                              for i, r in enumerate(self.sequence(d.get("restrictions"), f"{where}.restrictions")))
-        return Layer(str(d.get("name") or where), users, self.turn(d["rotation"], f"{where}.rotation"), start, zone,
-                     restrictions, end)
+        turn = self.turn(d["rotation"], f"{where}.rotation")
+        return Layer(str(d.get("name") or f"layer {index + 1}"), users, turn, start, zone, restrictions, end)
 
     def schedule(self, data: Any, where: str) -> Schedule:
         d = self.mapping(data, where, {"name", "time_zone", "layers", "overrides"}, ("name",))
         name = self.name(d, where)
         zone = self.zone(d.get("time_zone", DEFAULT_TIME_ZONE), f"{where}.time_zone")
-        layers = tuple(self.layer(x, f"{where}.layers[{i}]", zone)
+        layers = tuple(self.layer(x, f"{where}.layers[{i}]", zone, i)
                        for i, x in enumerate(self.sequence(d.get("layers"), f"{where}.layers", required=True)))
         overrides = []
         for i, o in enumerate(self.sequence(d.get("overrides"), f"{where}.overrides")):
@@ -341,8 +343,8 @@ class _Reader:
         d = self.mapping(data, where, {"name", "levels", "repeat", "notify_on_ack"}, ("name",))
         name = self.name(d, where)
         repeat, notify = d.get("repeat", 0), d.get("notify_on_ack", False)
-        if not isinstance(repeat, int) or isinstance(repeat, bool) or not 0 <= repeat <= 9:
-            raise self.fail(f"{where}.repeat", "must be an integer from 0 to 9")
+        if not isinstance(repeat, int) or isinstance(repeat, bool) or not 0 <= repeat <= MAX_REPEAT:
+            raise self.fail(f"{where}.repeat", f"must be an integer from 0 to {MAX_REPEAT}")
         if not isinstance(notify, bool):
             raise self.fail(f"{where}.notify_on_ack", "must be true or false")
         levels = []

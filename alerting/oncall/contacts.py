@@ -22,7 +22,7 @@ EMAIL: Literal["email"] = "email"
 ContactType = Literal["webhook", "email"]
 CONTACT_TYPES = (WEBHOOK, EMAIL)
 
-PAGE, RESOLVED, ACKNOWLEDGED = "page", "resolved", "acknowledged"  # Notification.kind
+KIND_PAGE, KIND_RESOLVED, KIND_ACKNOWLEDGED = "page", "resolved", "acknowledged"  # Notification.kind
 DEFAULT_ACK_URL = "{external_url}/api/v2/alerts/groups/{group_key_hash}/ack"
 PAYLOAD_VERSION = "1"
 
@@ -76,7 +76,7 @@ class Notification:
     can claim and de-duplicate on it); `ack_url` depends on the replica's external URL."""
 
     id: str
-    kind: str  # PAGE, RESOLVED or ACKNOWLEDGED
+    kind: str  # KIND_PAGE, KIND_RESOLVED or KIND_ACKNOWLEDGED
     group_key: str
     incident: int
     policy: str

@@ -22,6 +22,7 @@ from datetime import timedelta
 from typing import Any
 
 from alerting.oncall.contacts import Recipient, group_key_hash
+from alerting.oncall.rotation import duration_ns
 
 PAGE, ESCALATE, ACK, UNACK, RESOLVE = "oncall.page", "oncall.escalate", "oncall.ack", "oncall.unack", "oncall.resolve"
 OPS = (PAGE, ESCALATE, ACK, UNACK, RESOLVE)
@@ -165,7 +166,7 @@ class Incident:
             return None
         if self.step < 0:
             return self.opened_ns
-        return self.step_ns + (_ns(self.policy.level(self.step).timeout) if self.step_paged else 0)
+        return self.step_ns + (duration_ns(self.policy.level(self.step).timeout) if self.step_paged else 0)
 
     def event_keys(self) -> list[str]:
         """The log keys this incident's events may have used (to tombstone when it is forgotten)."""
@@ -194,6 +195,3 @@ class Incident:
 
 _ANY_POLICY = EscalationPolicy("-", (Level(),))
 
-
-def _ns(td: timedelta) -> int:
-    return td // timedelta(microseconds=1) * 1000

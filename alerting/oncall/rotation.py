@@ -55,6 +55,10 @@ def from_ns(ns: int) -> datetime:
     return EPOCH + timedelta(microseconds=ns // 1000)
 
 
+def duration_ns(td: timedelta) -> int:
+    return td // timedelta(microseconds=1) * 1000
+
+
 @dataclass(frozen=True)
 class TurnLength:
     """Either calendar days (hand-offs at a fixed local time) or elapsed seconds; exactly one is set."""

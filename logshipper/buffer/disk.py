@@ -157,10 +157,10 @@ class DiskBuffer:
         if not batch.nbytes:
             batch.sized()
         frame = segments.encode(batch)
-        length = len(frame)
+        length = sum(map(len, frame))
         if not await self._room.admit(batch, length):
             return
-        if not await self._write(batch, frame):
+        if not await self._write(batch, frame, length):
             return
         self._room.add(len(batch.records), length)
         if not self._spilled and self._cache_bytes + length <= CACHE_BYTES:
@@ -170,14 +170,14 @@ class DiskBuffer:
             self._spilled.append((batch.ack, batch.oldest_ns, self._wseg, self._woff, length, len(batch.records)))
         self._ready.set()
 
-    async def _write(self, batch: RecordBatch, frame: bytes) -> bool:
+    async def _write(self, batch: RecordBatch, frame: list[bytes], length: int) -> bool:
         """Append the frame (False: it could not be written and drop_newest dropped it)."""
         while True:
-            if self._woff and self._woff + len(frame) > self._config.segment_bytes:
+            if self._woff and self._woff + length > self._config.segment_bytes:
                 self._roll()
             try:
-                written = os.write(self._wfd, frame)
-                if written != len(frame):
+                written = os.writev(self._wfd, frame)
+                if written != length:
                     raise OSError(errno.ENOSPC, "short write")
                 self._woff += written
                 self._unsynced = True

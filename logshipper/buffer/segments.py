@@ -3,7 +3,8 @@
 A segment `NNNNNNNNNNNN.seg` is a sequence of frames, one per batch:
     u32 body length | u32 CRC32 of the body | body
     body = u32 events | u64 oldest event ns | u64 nbytes
-           | msgpack [source, [topic, ...], [[topic index, key, value], ...]]
+           | msgpack [source, topic, [[key, value], ...]]  (records of one topic)
+           | msgpack [source, nil, [[topic, key, value], ...]]  (of several)
 (little-endian). A frame cut short or whose CRC does not match ends the valid part of its segment:
 that is the torn tail of a write a crash interrupted. `position` holds the (segment, offset) before
 which every frame was delivered, replaced atomically (write, fsync, rename).
@@ -16,6 +17,9 @@ import os
 import struct
 import zlib
 from dataclasses import dataclass
+from functools import partial
+from itertools import starmap
+from operator import attrgetter
 from pathlib import Path
 
 import msgpack
@@ -28,6 +32,9 @@ SUFFIX = ".seg"
 POSITION_FILE = "position"
 MAX_BODY = 1 << 30  # a length beyond this is garbage, not a frame
 SCAN_CHUNK = 4 << 20
+_topic = attrgetter("topic")
+_key_value = attrgetter("key", "value")
+_topic_key_value = attrgetter("topic", "key", "value")
 
 Position = tuple[int, int]  # (segment id, byte offset)
 
@@ -36,26 +43,30 @@ class CorruptFrame(ValueError):
     pass
 
 
-def encode(batch: RecordBatch) -> bytes:
-    """One frame for the whole batch (one write, no per-record syscalls)."""
-    topics: dict[str, int] = {}
-    rows = []
-    for r in batch.records:
-        i = topics.get(r.topic)
-        if i is None:
-            i = topics[r.topic] = len(topics)
-        rows.append((i, r.key, r.value))
-    body = META.pack(len(batch.records), batch.oldest_ns, batch.nbytes) + msgpack.packb(
-        (batch.source, list(topics), rows))
-    return HEADER.pack(len(body), zlib.crc32(body)) + body
+def encode(batch: RecordBatch) -> list[bytes]:
+    """One frame for the whole batch, as parts for one writev (no per-record syscalls, no copy of the
+    whole frame to join its parts)."""
+    records = batch.records
+    topics = list(map(_topic, records))
+    first = topics[0] if topics else ""
+    if topics.count(first) == len(topics):  # the usual case: one topic per batch, stored once
+        payload = msgpack.packb((batch.source, first, list(map(_key_value, records))))
+    else:
+        payload = msgpack.packb((batch.source, None, list(map(_topic_key_value, records))))
+    meta = META.pack(len(records), batch.oldest_ns, batch.nbytes)
+    crc = zlib.crc32(payload, zlib.crc32(meta))
+    return [HEADER.pack(len(meta) + len(payload), crc), meta, payload]
 
 
 def decode(body: bytes | memoryview) -> RecordBatch:
     """The batch of a frame body (its ack is None: the caller attaches one if it has it)."""
     try:
         _events, oldest, nbytes = META.unpack_from(body)
-        source, topics, rows = msgpack.unpackb(body[META.size:], use_list=False)
-        records = [Record(topics[i], k, v) for i, k, v in rows]
+        source, topic, rows = msgpack.unpackb(body[META.size:], use_list=False)
+        if topic is None:
+            records = list(starmap(Record, rows))
+        else:
+            records = list(starmap(partial(Record, topic), rows))
     except (ValueError, TypeError, IndexError, struct.error, msgpack.UnpackException) as e:
         raise CorruptFrame(f"undecodable frame body: {e}") from e
     return RecordBatch(records, None, source, oldest, nbytes)

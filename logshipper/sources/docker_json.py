@@ -96,6 +96,7 @@ class Group:
     idle_since: float | None = None
     io: asyncio.Future[Any] | None = None  # the worker-thread call in progress
     task: asyncio.Task[None] | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # set by the poller: something to read
 
 
 @dataclass(slots=True, frozen=True)
@@ -152,6 +153,7 @@ class DockerJsonSource:
         self._last_write = 0.0
         self._late_write: asyncio.TimerHandle | None = None
         self._lag_paths: set[str] = set()
+        self._idle_groups: set[Group] = set()
         metrics.on_collect(self._refresh_lag)
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -165,6 +167,7 @@ class DockerJsonSource:
         self._restored_until = self.clock() + self.config.remove_after + self.config.scan_interval
         await self._discover()
         self._tasks = [asyncio.create_task(self._discover_loop(), name="docker_json-discover"),
+                       asyncio.create_task(self._poll_loop(), name="docker_json-poll"),
                        asyncio.create_task(self._checkpoint_loop(), name="docker_json-checkpoint")]
 
     async def stop(self) -> None:
@@ -245,10 +248,13 @@ class DockerJsonSource:
                         g.next_scan = now + cfg.scan_interval
                         if not await self._call(self._scan, g, self.clock(), group=g):
                             return  # every file of this log is gone and released
-                    async with self._slots:
-                        step = await self._call(self._step, g, group=g)
-                        if step.progress:
-                            await self._publish(g, step.events, step.rejects)
+                    if g.rescan or self._has_work(g):
+                        async with self._slots:
+                            step = await self._call(self._step, g, group=g)
+                            if step.progress:
+                                await self._publish(g, step.events, step.rejects)
+                    else:
+                        step = Step()
                 except OSError as e:
                     log.warning("reading %s: %s", g.key, e)
                     step = Step(rescan=True)
@@ -271,12 +277,38 @@ class DockerJsonSource:
                 if g.joiner.pending and now - g.idle_since >= cfg.partial_timeout:
                     async with self._slots:
                         await self._publish(g, g.joiner.flush(), Counter())
-                await asyncio.sleep(cfg.poll_interval)
+                    continue
+                if rescans:
+                    await asyncio.sleep(cfg.poll_interval)
+                    continue
+                wake_at = g.next_scan
+                if g.joiner.pending:
+                    wake_at = min(wake_at, g.idle_since + cfg.partial_timeout)
+                await self._idle(g, wake_at - now)
         finally:
             if self.groups.get(g.key) is g and not self._stopped:
                 del self.groups[g.key]
                 for tail in g.tails.values():
                     _close(tail.fd)
+
+    async def _idle(self, g: Group, timeout: float) -> None:
+        """Until the poller sees something to read in g's files, or `timeout`."""
+        g.wake.clear()
+        timer = asyncio.get_running_loop().call_later(max(timeout, 0.0), g.wake.set)
+        self._idle_groups.add(g)
+        try:
+            await g.wake.wait()
+        finally:
+            timer.cancel()
+            self._idle_groups.discard(g)
+
+    async def _poll_loop(self) -> None:
+        """One task looks at every idle log each poll_interval (metadata only), rather than each its own."""
+        while True:
+            await asyncio.sleep(self.config.poll_interval)
+            for g in list(self._idle_groups):
+                if self._has_work(g):
+                    g.wake.set()
 
     def _positions(self, g: Group) -> dict[str, int]:
         """Each file's offset that may be committed once this batch is delivered: where it has been read
@@ -415,7 +447,7 @@ class DockerJsonSource:
                 own_size = own.size
             else:
                 own_size = -1 if tail.fd is None or own is not None or tail.ident in short else tail.size
-            if False:
+            if best != tail.ident and found[best].size > own_size:
                 self._switch(tail, best, found[best], opened.pop(best, None))
         for fp, tail in list(tails.items()):
             if fp in by_fp:
@@ -469,8 +501,8 @@ class DockerJsonSource:
         tail.ref = dj.FileRef(tail.fp, s.path, tail.ref.container_id)
         tail.stuck_size = -1
 
-    def _step(self, g: Group) -> Step:
-        """Read and decode the next chunk of the oldest file that has complete lines to read."""
+    def _rotated(self, g: Group) -> tuple[bool, bool]:
+        """(the live path is not the file the last scan saw there, and that is worth a scan now)."""
         try:
             st = os.stat(g.key)
             live: Ident | None = (st.st_dev, st.st_ino)
@@ -480,7 +512,27 @@ class DockerJsonSource:
             rotated = live not in g.seen  # a file the last scan did not fingerprint
         else:
             rotated = any(t.index == 0 and not t.deleted for t in g.tails.values())
-        if rotated and live != g.short_live:
+        return rotated, rotated and (live is None or live != g.short_live)
+
+    def _has_work(self, g: Group) -> bool:
+        """On the loop thread, metadata only (stat, fstat): is there anything to read or rescan?"""
+        rotated, _ = self._rotated(g)
+        if rotated:
+            return True
+        for tail in g.tails.values():
+            if tail.fd is not None:
+                try:
+                    size = os.fstat(tail.fd).st_size
+                except OSError:
+                    return True
+                if size != tail.offset and size != tail.stuck_size:
+                    return True
+        return False
+
+    def _step(self, g: Group) -> Step:
+        """Read and decode the next chunk of the oldest file that has complete lines to read."""
+        rotated, rescan = self._rotated(g)
+        if rescan:
             return Step(rescan=True)  # renamed away or replaced: learn the paths before reading on
         for tail in sorted(g.tails.values(), key=Tail.order):
             if tail.fd is None:

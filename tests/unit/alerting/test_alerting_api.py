@@ -113,7 +113,7 @@ def test_silences_status_acks_reload_and_metrics(tmp_path: Path) -> None:
             assert r.status == 422
         async with s.get(base + "/api/v2/silence/6b0b0a2c-3e0e-4a53-9f4c-000000000000") as r:
             assert r.status == 404
-        async with s.post(base + "/api/v2/silences", json={**sil, "endsAt": "2001-01-01T00:00:00Z"}) as r:
+        async with s.post(base + "/api/v2/silences", json={**sil, "startsAt": "2000-01-01T00:00:00Z", "endsAt": "2001-01-01T00:00:00Z"}) as r:
             assert r.status == 400 and "end time can't be in the past" in await r.json()
         async with s.post(base + "/api/v2/alerts", json=[{"labels": {"alertname": "A"}}]) as r:
             assert r.status == 200
@@ -168,6 +168,8 @@ def test_a_failing_webhook_is_retried_and_a_4xx_is_not(tmp_path: Path) -> None:
             assert r.status == 200
         await asyncio.sleep(2.0)
 
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
     assert len(serve(tmp_path / "a", body, hook_status=500)) >= 2  # retried with backoff
     assert len(serve(tmp_path / "b", body, hook_status=400)) == 1  # permanent failure
 

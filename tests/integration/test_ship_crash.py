@@ -1,0 +1,175 @@
+"""Nothing lost, nothing duplicated under another id: the shipper SIGKILLed at random moments while a
+container writes 200,000 numbered lines with rotation (by rename, as Docker does, and by
+copytruncate, as logrotate does), and a broker outage mid-stream."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from peers import kafka_peer, read_topic
+
+from hostwatch_cli import HW
+
+pytestmark = pytest.mark.integration
+
+TOTAL = 200_000
+WRITER = ("import sys, time\n"
+          f"for i in range(1, {TOTAL} + 1):\n"
+          "    sys.stdout.write(f'n={i}\\n')\n"
+          "    if i % 2000 == 0:\n"
+          "        sys.stdout.flush(); time.sleep(0.05)\n")
+
+
+class ShipProcess:
+    def __init__(self, tmp: Path, bootstrap: str, topic: str, glob: str) -> None:
+        self.log = tmp / "ship.log"
+        self.cmd = [sys.executable, "-m", "hostwatch", "ship", "--kafka.brokers", bootstrap, "--kafka.topic", topic,
+                    "--docker.logs-glob", glob, "--state.dir", str(tmp / "ship-state"),
+                    "--forward.enabled", "false", "--gelf.enabled", "false", "--web.listen-address", "127.0.0.1:0"]
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.kills = 0
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        assert self.proc.poll() is None, f"the shipper died by itself: {self.log.read_text()[-3000:]}"
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.kills += 1
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    with kafka_peer("noida", tmp_path_factory.mktemp("noida")) as peer:
+        yield peer
+
+
+def check_every_number_once_per_id(records: list[Any], total: int) -> None:
+    ids: dict[int, set[str]] = {}
+    for r in records:
+        doc = orjson.loads(r.value)
+        n = int(doc["message"].removeprefix("n="))
+        ids.setdefault(n, set()).add(doc["event"]["id"])
+    missing = [n for n in range(1, total + 1) if n not in ids]
+    assert not missing, f"{len(missing)} numbers missing, first {missing[:10]}"
+    assert set(ids) == set(range(1, total + 1))
+    split = {n: v for n, v in ids.items() if len(v) > 1}
+    assert not split, f"re-sent lines under another event.id: {list(split.items())[:5]}"
+
+
+def kill_randomly(ship: ShipProcess, times: int, rng: random.Random, window: float) -> None:
+    for _ in range(times):
+        time.sleep(rng.uniform(0.3, window / times))
+        ship.kill()
+        ship.start()
+
+
+def test_sigkill_during_rename_rotation(kafka: Any, hw: HW, tmp_path: Path) -> None:
+    topic = f"crash-rename-{time.monotonic_ns()}"
+    ship = ShipProcess(tmp_path, kafka.bootstrap, topic, f"{hw.state_root}/*/*-json.log*")
+    ship.start()
+    try:
+        hw("run", "-d", "--name", "writer", "--log-opt", "max-size=1500k", "--log-opt", "max-file=20",
+           "--", sys.executable, "-c", WRITER, check=True)
+        kill_randomly(ship, 5, random.Random(os.getpid()), window=8.0)
+        deadline = time.monotonic() + 120
+        while hw.inspect("writer")["State"]["Running"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        log_dir = Path(hw.inspect("writer")["LogPath"]).parent
+        assert len(list(log_dir.glob("*-json.log.*"))) >= 8, "expected ~10 rotations"
+        records = read_topic(kafka, topic, TOTAL, timeout=120, at_least=True)
+        assert ship.kills == 5
+        check_every_number_once_per_id(records, TOTAL)
+    finally:
+        ship.stop()
+
+
+def docker_line(i: int) -> bytes:
+    t = time.time_ns()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 10**9)) + f".{t % 10**9:09d}Z"
+    return orjson.dumps({"log": f"n={i}\n", "stream": "stdout", "time": stamp}) + b"\n"
+
+
+def copytruncate(path: Path, keep: int) -> None:
+    """logrotate's copytruncate: shift .1.. up, copy the live file to .1, truncate it in place."""
+    for k in range(keep - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{k}")
+        if older.exists():
+            older.rename(path.with_name(f"{path.name}.{k + 1}"))
+    shutil.copyfile(path, path.with_name(f"{path.name}.1"))
+    with open(path, "r+b") as f:
+        f.truncate(0)
+
+
+def test_sigkill_during_copytruncate_rotation(kafka: Any, tmp_path: Path) -> None:
+    cid = "d" * 64
+    log = tmp_path / "docker" / cid / f"{cid}-json.log"
+    log.parent.mkdir(parents=True)
+    topic = f"crash-copytruncate-{time.monotonic_ns()}"
+    ship = ShipProcess(tmp_path, kafka.bootstrap, topic, f"{tmp_path}/docker/*/*-json.log*")
+    ship.start()
+    rng = random.Random(os.getpid() + 1)
+    kill_at = sorted(rng.sample(range(5_000, TOTAL), 5))
+    try:
+        with open(log, "ab", buffering=0) as f:
+            chunk = []
+            for i in range(1, TOTAL + 1):
+                chunk.append(docker_line(i))
+                if i % 2000 == 0:
+                    f.write(b"".join(chunk))
+                    chunk.clear()
+                    time.sleep(0.05)
+                if i % 20_000 == 0:
+                    copytruncate(log, keep=20)  # O_APPEND: later writes land at the new end (0)
+                if kill_at and i >= kill_at[0]:
+                    kill_at.pop(0)
+                    ship.kill()
+                    ship.start()
+        records = read_topic(kafka, topic, TOTAL, timeout=120, at_least=True)
+        assert ship.kills == 5
+        check_every_number_once_per_id(records, TOTAL)
+    finally:
+        ship.stop()
+
+
+def test_broker_outage_loses_nothing(kafka: Any, hw: HW, tmp_path: Path) -> None:
+    topic = f"outage-{time.monotonic_ns()}"
+    ship = ShipProcess(tmp_path, kafka.bootstrap, topic, f"{hw.state_root}/*/*-json.log*")
+    ship.start()
+    total = 30_000
+    slow = WRITER.replace(str(TOTAL), str(total)).replace("i % 2000", "i % 100").replace("0.05", "0.1")
+    try:
+        hw("run", "-d", "--name", "steady", "--", sys.executable, "-c", slow, check=True)
+        time.sleep(1.5)
+        kafka.stop()
+        time.sleep(20)
+        kafka.start()
+        records = read_topic(kafka, topic, total, timeout=120, at_least=True)
+        check_every_number_once_per_id(records, total)
+        assert ship.proc is not None and ship.proc.poll() is None
+    finally:
+        ship.stop()
