@@ -151,6 +151,14 @@ class _Lease:
             return 0.0
         return max(0.0, self.lease * (1 - ATTEMPT_MARGIN) - age)
 
+    def expiring(self) -> bool:
+        st = self.table.get(self.key)
+        if st is None or st.owner_id != self.me:
+            return True
+        if st.final:
+            return False  # done: the attempt that completed it is finishing
+        return self.clock.monotonic() - st.owner_sent >= self.lease * (1 - ATTEMPT_MARGIN)
+
 
 class ClaimStage:
     """Claim the notification through the log; only the owner runs `inner` (retry, notify, set-notifies).

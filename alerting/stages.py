@@ -35,9 +35,15 @@ class NotifyError(Exception):
 
 
 class Lease(Protocol):
-    """Ownership of a claimed notification: how long one attempt may take now (0: wait; None: lost)."""
+    """Ownership of a claimed notification."""
 
-    def window(self) -> float | None: ...
+    def window(self) -> float | None:
+        """Whether an attempt may start now: None (lost), 0 (not now: wait for a heartbeat), else > 0."""
+        ...
+
+    def expiring(self) -> bool:
+        """True once the others could soon take over: an attempt in flight must be abandoned."""
+        ...
 
 
 class Notifier(Protocol):
@@ -202,7 +208,6 @@ class RetryStage:
             remaining = ctx.deadline - self.clock.monotonic()
             if remaining <= 0:
                 raise NotifyError(f"{ctx.integration.key}: gave up at the flush deadline", retriable=False)
-            window = remaining
             if ctx.lease is not None:
                 lease_window = ctx.lease.window()
                 if lease_window is None:
@@ -210,10 +215,9 @@ class RetryStage:
                 if lease_window < self.MIN_ATTEMPT:
                     await self.clock.sleep(self.MIN_ATTEMPT)
                     continue
-                window = min(window, lease_window)
-            ctx.attempt_timeout = window
+            ctx.attempt_timeout = remaining
             try:
-                await self.inner.exec(ctx, sent)
+                await self._attempt(ctx, sent)
                 return alerts
             except NotifyError as e:
                 if self.metrics is not None:
@@ -225,6 +229,32 @@ class RetryStage:
             delay = self.backoff(attempt)
             attempt += 1
             await self.clock.sleep(min(delay, max(0.0, ctx.deadline - self.clock.monotonic())))
+
+    async def _attempt(self, ctx: NotifyContext, alerts: list[Alert]) -> None:
+        """One attempt; under a lease, abandoned as soon as the lease is expiring (the owner stopped hearing
+        its own heartbeats), so it never overlaps another replica's takeover. A slow receiver alone never
+        cuts an attempt short while the heartbeats flow (that would re-deliver what it did receive)."""
+        if ctx.lease is None:
+            await self.inner.exec(ctx, alerts)
+            return
+        lease = ctx.lease
+        attempt = asyncio.ensure_future(self.inner.exec(ctx, alerts))
+
+        async def watchdog() -> None:
+            while not lease.expiring():
+                await self.clock.sleep(self.MIN_ATTEMPT / 2)
+            attempt.cancel()
+
+        dog = asyncio.ensure_future(watchdog())
+        try:
+            await attempt
+        except asyncio.CancelledError:
+            if attempt.cancelled() and not dog.done():
+                raise  # we are being cancelled ourselves
+            raise NotifyError(f"{ctx.integration.key if ctx.integration else ''}: abandoned: the claim's lease "
+                              "is expiring", retriable=True) from None
+        finally:
+            dog.cancel()
 
 
 class NotifyStage:

@@ -55,7 +55,8 @@ def register_who(subparsers: argparse._SubParsersAction, load: Loader | None = N
                                           "one named), who is on call, until when, and who takes over then.")
     p.add_argument("schedule", nargs="?", metavar="SCHEDULE", help="only this schedule")
     p.add_argument("--at", default=None, metavar="T",
-                   help="an RFC 3339 time (2024-03-31T09:00:00+02:00) or a duration from now (2h, -30m)")
+                   help="an RFC 3339 time (2024-03-31T09:00:00+02:00) or a duration from now (2h; "
+                        "--at=-30m for the past)")
     p.add_argument("--config.file", dest=CONFIG_DEST, default=argparse.SUPPRESS, metavar="FILE",
                    help="the Alertmanager configuration file with people/schedules/escalation_policies")
     p.add_argument("--output", "-o", default="simple", choices=("simple", "json"), help="output format")

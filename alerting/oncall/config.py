@@ -332,7 +332,10 @@ class _Reader:
         for i, o in enumerate(self.sequence(d.get("overrides"), f"{where}.overrides")):
             ow = f"{where}.overrides[{i}]"
             od = self.mapping(o, ow, {"user", "start", "end"}, ("user", "start", "end"))
-            user = self.names([od["user"]], f"{ow}.user", self.user_refs)[0]
+            user = od["user"]
+            if not isinstance(user, str):
+                raise self.fail(f"{ow}.user", "must be a name")
+            self.user_refs.append((f"{ow}.user", user))
             start, end = self.instant(od["start"], zone, f"{ow}.start"), self.instant(od["end"], zone, f"{ow}.end")
             if end <= start:
                 raise self.fail(f"{ow}.end", "must be after start")

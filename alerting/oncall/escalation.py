@@ -128,6 +128,23 @@ class Event:
             raise ValueError(f"malformed on-call event: {type(e).__name__} {e}") from None
 
 
+@dataclass(frozen=True)
+class Step:
+    step: int
+    at_ns: int
+    recipients: tuple[Recipient, ...]  # who was paged (empty: nobody on call, or not notified)
+    notified: bool = True  # False: reached after an ack/resolve, so nobody was paged
+
+    def record(self) -> dict[str, Any]:
+        return {"step": self.step, "at": self.at_ns, "recipients": [r.record() for r in self.recipients],
+                "notified": self.notified}
+
+    @staticmethod
+    def from_record(d: Any) -> Step:
+        return Step(int(d["step"]), int(d["at"]), tuple(Recipient.from_record(r) for r in d["recipients"]),
+                    bool(d.get("notified", True)))
+
+
 @dataclass
 class Incident:
     group_key: str
@@ -140,7 +157,7 @@ class Incident:
     acked_by: str | None = None
     acked_ns: int = 0
     resolved_ns: int = 0
-    steps: list[tuple[int, int, tuple[Recipient, ...]]] = field(default_factory=list)  # (step, at, recipients)
+    steps: list[Step] = field(default_factory=list)  # in the order applied
 
     @property
     def status(self) -> str:
@@ -149,7 +166,7 @@ class Incident:
     @property
     def paged(self) -> list[Recipient]:
         """Everyone notified so far, each once, in the order they were first paged."""
-        return list(dict.fromkeys(r for _, _, rs in self.steps for r in rs))
+        return list(dict.fromkeys(r for s in self.steps for r in s.recipients))
 
     @property
     def exhausted(self) -> bool:
@@ -180,7 +197,7 @@ class Incident:
                 "policy": self.policy.record() if self.policy is not None else None, "opened": self.opened_ns,
                 "step": self.step, "stepAt": self.step_ns, "stepPaged": self.step_paged, "ackedBy": self.acked_by,
                 "ackedAt": self.acked_ns, "resolvedAt": self.resolved_ns,
-                "steps": [{"step": s, "at": at, "recipients": [r.record() for r in rs]} for s, at, rs in self.steps]}
+                "steps": [s.record() for s in self.steps]}
 
     @staticmethod
     def from_record(d: dict[str, Any]) -> Incident:
@@ -189,8 +206,7 @@ class Incident:
                         int(d["opened"]), int(d["step"]), int(d["stepAt"]), bool(d["stepPaged"]),
                         None if d.get("ackedBy") is None else str(d["ackedBy"]), int(d["ackedAt"]),
                         int(d["resolvedAt"]),
-                        [(int(x["step"]), int(x["at"]), tuple(Recipient.from_record(r) for r in x["recipients"]))
-                         for x in d["steps"]])
+                        [Step.from_record(x) for x in d["steps"]])
 
 
 _ANY_POLICY = EscalationPolicy("-", (Level(),))

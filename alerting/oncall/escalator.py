@@ -48,6 +48,7 @@ from alerting.oncall.escalation import (
     Event,
     Incident,
     Level,
+    Step,
 )
 from alerting.oncall.rotation import duration_ns, from_ns, to_ns
 
@@ -151,7 +152,7 @@ class Escalator:
     def apply(self, event: Event | Mapping[str, Any]) -> list[Notification]:
         """Apply one event (or its log record; ValueError if malformed) and return what it notifies."""
         if not isinstance(event, Event):
-            event = Event.from_record(dict(event))
+            event = Event.from_record(dict(event) if isinstance(event, Mapping) else event)
         cur = self.incidents.get(event.group_key)
         number = event.incident
         if number == 0:  # ack/unack/resolve of "whatever is open"
@@ -183,13 +184,16 @@ class Escalator:
         return self._notices(cur, KIND_RESOLVED, cur.paged, event.at_ns)
 
     def _step(self, inc: Incident, event: Event) -> list[Notification]:
+        """A step only moves forward; it notifies only while the incident is triggered (a step
+        proposed before an ack it had not seen, or replayed after one, pages nobody)."""
         if inc.policy is None:
             inc.policy, inc.opened_ns = event.policy, event.at_ns
-        if inc.status != TRIGGERED or event.step <= inc.step:
+        if event.step <= inc.step:
             return []
+        notify = inc.status == TRIGGERED
         inc.step, inc.step_ns, inc.step_paged = event.step, event.at_ns, bool(event.recipients)
-        inc.steps.append((event.step, event.at_ns, event.recipients))
-        return self._notices(inc, KIND_PAGE, event.recipients, event.at_ns)
+        inc.steps.append(Step(event.step, event.at_ns, event.recipients if notify else (), notify))
+        return self._notices(inc, KIND_PAGE, event.recipients, event.at_ns) if notify else []
 
     def _notices(self, inc: Incident, kind: str, recipients: Iterable[Recipient], at_ns: int) -> list[Notification]:
         policy = inc.policy
@@ -233,6 +237,12 @@ class Escalator:
 
     def to_dict(self) -> dict[str, Any]:
         return {"incidents": [self.incidents[k].record() for k in sorted(self.incidents)]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], config: OnCallConfig, **kwargs: Any) -> Escalator:
+        e = cls(config, **kwargs)
+        e.load_dict(d)
+        return e
 
     def load_dict(self, d: Mapping[str, Any]) -> None:
         """Replace the state with a `to_dict()` snapshot (a checkpoint, instead of replaying the log)."""

@@ -43,6 +43,7 @@ WRITE_RETRY_SECONDS = 1.0
 REASON_CORRUPT = "buffer_corrupt"
 REASON_WRITE_ERROR = "buffer_write_error"
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+_TRANSIENT_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EIO)  # a full disk frees up as segments drain
 
 
 @dataclass(slots=True)
@@ -134,7 +135,7 @@ class DiskBuffer:
         self._ready.set()
         self._stop.set()
         if self._sync_task is not None:
-            await self._sync_task
+            await asyncio.gather(self._sync_task, return_exceptions=True)
         self._unsynced = True
         await self._sync()
         async with self._read_lock:
@@ -149,8 +150,8 @@ class DiskBuffer:
     # --- push ---------------------------------------------------------------------------------
 
     async def push(self, batch: RecordBatch) -> None:
-        if self._room.closed:
-            raise BufferClosed("buffer closed")
+        if self._room.closed or self._wfd < 0:
+            raise BufferClosed("buffer closed (or not opened)")
         if not batch.records:
             run_ack(batch.ack)
             return
@@ -183,6 +184,8 @@ class DiskBuffer:
                 self._unsynced = True
                 return True
             except OSError as e:
+                if e.errno not in _TRANSIENT_WRITE_ERRORS:
+                    raise
                 try:
                     os.ftruncate(self._wfd, self._woff)  # no partial frame before the next one
                 except OSError:
@@ -321,7 +324,7 @@ class DiskBuffer:
                 pass
             try:
                 await self._sync()
-            except OSError:
+            except Exception:  # noqa: BLE001 - a failed fsync is retried at the next tick, not fatal
                 log.exception("disk buffer sync failed; retrying")
 
     async def _sync(self) -> None:
@@ -338,20 +341,32 @@ class DiskBuffer:
                     del self._seg_end[s]
                     self._replay_events.pop(s, None)
             if to_close or wfd >= 0 or pos is not None:
-                await asyncio.to_thread(self._sync_files, to_close, wfd, pos, doomed)
+                try:
+                    await asyncio.to_thread(self._sync_files, to_close, wfd, pos, doomed)
+                except BaseException:
+                    self._unsynced = self._unsynced or wfd >= 0  # the next tick tries again
+                    self._acked_dirty = self._acked_dirty or pos is not None
+                    raise
 
     def _sync_files(self, to_close: list[int], wfd: int, pos: Position | None, doomed: list[int]) -> None:
+        failed: OSError | None = None
         for fd in to_close:
             try:
                 os.fsync(fd)
+            except OSError as e:
+                failed = failed or e
             finally:
                 os.close(fd)
+        if failed is not None:
+            raise failed
         if wfd >= 0:
             os.fsync(wfd)
-        if pos is not None:
-            segments.save_position(self._dir, pos)
+        # delivered segments go before the position is saved: that frees room on a full disk, and a
+        # position naming a deleted segment just starts at the next one on open
         for seg in doomed:
             segments.segment_path(self._dir, seg).unlink(missing_ok=True)
+        if pos is not None:
+            segments.save_position(self._dir, pos)
 
     # --- telemetry ----------------------------------------------------------------------------
 

@@ -222,8 +222,8 @@ def decode_lines(lines: list[bytes], offset: int, ref: FileRef, joiner: Joiner,
         # parse_time_ns inlined for "YYYY-MM-DDTHH:MM:SS.fffffffffZ" in an already seen second
         secs = seconds.get(t[:19])
         frac = t[20:-1]
-        if secs is not None and t[19:20] == "." and t[-1:] == "Z" and len(frac) <= 9 and frac.isdigit() \
-                and frac.isascii():
+        if secs is not None and t[19:20] == "." and t[-1:] == "Z" and frac.isdigit() and frac.isascii() \
+                and len(frac) <= 9:
             ns = secs * _NS + int(frac) * scale[len(frac)]
         else:
             try:

@@ -6,11 +6,11 @@ Syntax: literal text with placeholders `{labels.KEY}` or `{labels.KEY|DEFAULT}`,
   `|` or `}`); DEFAULT is used when the label is missing or empty. With no `|DEFAULT`, a missing
   label renders as the empty string.
 - A label's value is made a legal topic name piece: every character outside `[A-Za-z0-9._-]`
-  becomes `_`. The whole topic is cut at Kafka's 249 characters; if it renders empty, it is
-  DEFAULT_TOPIC.
-- Literal text and defaults must themselves be legal topic characters; a bad template (unbalanced
-  braces, a placeholder other than `labels.KEY`, an illegal character) is a ValueError when the
-  config is loaded, never a failure per event.
+  becomes `_`. The whole topic is cut at Kafka's 249 characters.
+- Literal text and defaults must themselves be legal topic characters, and a template must have
+  literal text or a default (so it never renders empty); a bad template (unbalanced braces, a
+  placeholder other than `labels.KEY`, an illegal character) is a ValueError when the config is
+  loaded, never a failure per event.
 """
 
 from __future__ import annotations
@@ -18,8 +18,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from functools import lru_cache
-
-from logshipper.config import DEFAULT_TOPIC
 
 MAX_TOPIC_LENGTH = 249  # Kafka's limit
 _LEGAL = re.compile(r"[A-Za-z0-9._-]*")
@@ -44,8 +42,9 @@ class TopicTemplate:
             pos = m.end()
         self._tail = template[pos:]
         self._check_literal(self._tail)
-        if not self._parts and not template:
-            raise ValueError("kafka.topic: the topic is empty")
+        if not self._tail and not any(literal or default for literal, _, default in self._parts):
+            raise ValueError(f"kafka.topic {template!r}: the topic is empty or can render empty; add literal "
+                             "text or a {labels.KEY|DEFAULT}")
         self._keys = tuple(key for _, key, _ in self._parts if key is not None)
         self._cache: dict[tuple[str | None, ...], str] = {}
 
@@ -80,7 +79,7 @@ class TopicTemplate:
             value = next(it)
             out.append(_ILLEGAL.sub("_", value) if value else default)
         out.append(self._tail)
-        return "".join(out)[:MAX_TOPIC_LENGTH] or DEFAULT_TOPIC
+        return "".join(out)[:MAX_TOPIC_LENGTH]
 
 
 def _parse_placeholder(body: str, template: str) -> tuple[str, str]:

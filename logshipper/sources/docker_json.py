@@ -46,6 +46,7 @@ CHECKPOINT_FILE = "checkpoints.json"
 READ_AHEAD_BATCHES = 2
 IO_THREADS = 2
 LOG_GLOB = "*-json.log*"
+SETTLED_MTIME_NS = 1_000_000_000
 COMPRESSED_SUFFIX = ".gz"  # compressed rotations are not read: their lines were read before compression
 
 Ident = tuple[int, int]  # (st_dev, st_ino)
@@ -93,6 +94,8 @@ class Group:
     rescan: bool = True
     next_scan: float = 0.0
     short_live: Ident | None = None  # the live file as the last scan saw it, too short to fingerprint
+    short_size: int = -1
+    dir_mtime: int | None = None  # of the directory at the last scan, when it had settled
     idle_since: float | None = None
     io: asyncio.Future[Any] | None = None  # the worker-thread call in progress
     task: asyncio.Task[None] | None = None
@@ -112,11 +115,18 @@ class Seen:
 
 @dataclass(slots=True)
 class Step:
-    tail: Tail | None = None
     events: list[LogEvent] = field(default_factory=list)
     rejects: Counter[str] = field(default_factory=Counter)
     progress: bool = False  # offsets moved (positions to commit), with or without events
     rescan: bool = False  # a file changed identity or rotated: scan the group before reading on
+
+
+def _utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # os.fsdecode's surrogate escapes of undecodable bytes
+        return False
+    return True
 
 
 def _close(fd: int | None) -> None:
@@ -154,6 +164,7 @@ class DockerJsonSource:
         self._late_write: asyncio.TimerHandle | None = None
         self._lag_paths: set[str] = set()
         self._idle_groups: set[Group] = set()
+        self._bad_names: set[str] = set()
         metrics.on_collect(self._refresh_lag)
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -207,8 +218,14 @@ class DockerJsonSource:
         keys = set()
         for pattern in self.globs:
             for path in glob.glob(pattern):
-                if not path.endswith(COMPRESSED_SUFFIX):
-                    keys.add(dj.split_rotated(path)[0])
+                if path.endswith(COMPRESSED_SUFFIX):
+                    continue
+                if not path.isascii() and not _utf8(path):
+                    if path not in self._bad_names:
+                        self._bad_names.add(path)
+                        log.warning("not tailing %r: its name is not UTF-8 (Docker's never are)", path)
+                    continue
+                keys.add(dj.split_rotated(path)[0])
         return keys
 
     async def _discover(self) -> None:
@@ -229,8 +246,8 @@ class DockerJsonSource:
             await asyncio.sleep(self.config.scan_interval)
             try:
                 await self._discover()
-            except OSError as e:
-                log.warning("scanning %s: %s", ", ".join(self.globs), e)
+            except Exception:  # noqa: BLE001 - discovery goes on at the next interval
+                log.exception("scanning %s", ", ".join(self.globs))
 
     # --- one log's task ------------------------------------------------------------------------------
 
@@ -241,7 +258,9 @@ class DockerJsonSource:
             while True:
                 now = self.clock()
                 try:
-                    if g.rescan or now >= g.next_scan:
+                    if not g.rescan and now >= g.next_scan and self._dir_unchanged(g):
+                        g.next_scan = now + cfg.scan_interval
+                    elif g.rescan or now >= g.next_scan:
                         if rescans > 1:
                             await asyncio.sleep(cfg.poll_interval)
                         g.rescan = False
@@ -277,9 +296,6 @@ class DockerJsonSource:
                 if g.joiner.pending and now - g.idle_since >= cfg.partial_timeout:
                     async with self._slots:
                         await self._publish(g, g.joiner.flush(), Counter())
-                    continue
-                if rescans:
-                    await asyncio.sleep(cfg.poll_interval)
                     continue
                 wake_at = g.next_scan
                 if g.joiner.pending:
@@ -374,9 +390,13 @@ class DockerJsonSource:
         descriptors opened on the way (the caller keeps or closes them)."""
         directory, base = os.path.split(g.key)
         try:
+            dir_mtime = os.stat(directory or ".").st_mtime_ns  # before listing: a later change shows as newer
             names = os.listdir(directory or ".")
         except OSError:
-            names = []
+            dir_mtime, names = None, []
+        # an mtime within the filesystem's clock granularity of now could hide a change made just after it
+        settled = dir_mtime is not None and time.time_ns() - dir_mtime > SETTLED_MTIME_NS
+        g.dir_mtime = dir_mtime if settled else None
         fp_bytes = self.config.fingerprint_bytes
         found: dict[Ident, Seen] = {}
         short: set[Ident] = set()
@@ -412,7 +432,7 @@ class DockerJsonSource:
                     _close(fd)
                     short.add(ident)
                     if name == base:
-                        g.short_live = ident
+                        g.short_live, g.short_size = ident, st.st_size
                     continue
                 _close(opened.pop(ident, None))
                 opened[ident] = fd
@@ -501,23 +521,29 @@ class DockerJsonSource:
         tail.ref = dj.FileRef(tail.fp, s.path, tail.ref.container_id)
         tail.stuck_size = -1
 
-    def _rotated(self, g: Group) -> tuple[bool, bool]:
-        """(the live path is not the file the last scan saw there, and that is worth a scan now)."""
+    def _scan_needed(self, g: Group) -> bool:
+        """The live path holds a file the last scan did not see there (rotated, replaced, grown enough to
+        fingerprint) or is gone while a file was read there."""
         try:
             st = os.stat(g.key)
-            live: Ident | None = (st.st_dev, st.st_ino)
         except OSError:
-            live = None
-        if live is not None:
-            rotated = live not in g.seen  # a file the last scan did not fingerprint
-        else:
-            rotated = any(t.index == 0 and not t.deleted for t in g.tails.values())
-        return rotated, rotated and (live is None or live != g.short_live)
+            return any(t.index == 0 and not t.deleted for t in g.tails.values())
+        live = (st.st_dev, st.st_ino)
+        return live not in g.seen and (live != g.short_live or st.st_size != g.short_size)
+
+    def _dir_unchanged(self, g: Group) -> bool:
+        """No entry of g's directory was added, removed or renamed since its last scan, and no deleted
+        file waits to be released: the periodic scan can be skipped."""
+        if g.dir_mtime is None or any(t.deleted for t in g.tails.values()):
+            return False
+        try:
+            return os.stat(os.path.dirname(g.key) or ".").st_mtime_ns == g.dir_mtime
+        except OSError:
+            return False
 
     def _has_work(self, g: Group) -> bool:
         """On the loop thread, metadata only (stat, fstat): is there anything to read or rescan?"""
-        rotated, _ = self._rotated(g)
-        if rotated:
+        if self._scan_needed(g):
             return True
         for tail in g.tails.values():
             if tail.fd is not None:
@@ -531,8 +557,7 @@ class DockerJsonSource:
 
     def _step(self, g: Group) -> Step:
         """Read and decode the next chunk of the oldest file that has complete lines to read."""
-        rotated, rescan = self._rotated(g)
-        if rescan:
+        if self._scan_needed(g):
             return Step(rescan=True)  # renamed away or replaced: learn the paths before reading on
         for tail in sorted(g.tails.values(), key=Tail.order):
             if tail.fd is None:
@@ -545,7 +570,7 @@ class DockerJsonSource:
             step = self._read(g, tail, size)
             if step is not None:
                 return step
-        return Step(rescan=rotated)  # idle: a new live file too short to fingerprint is looked at again
+        return Step()
 
     def _read(self, g: Group, tail: Tail, size: int) -> Step | None:
         assert tail.fd is not None
@@ -560,7 +585,7 @@ class DockerJsonSource:
                 lines, used = [data[:nl]], nl + 1
         if dj.fingerprint(os.pread(fd, fp_bytes, 0), fp_bytes) != tail.fp:
             return Step(rescan=True)  # its content was replaced before or during these reads: not ours
-        step = Step(tail, progress=True)
+        step = Step(progress=True)
         tail.idle_since = self.clock()
         if tail.skip_line:
             nl = data.find(b"\n")
@@ -616,7 +641,9 @@ class DockerJsonSource:
         tmp = self.checkpoint_path.with_suffix(".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, dj.dump_checkpoints(checkpoints))
+            data = memoryview(dj.dump_checkpoints(checkpoints))
+            while data:
+                data = data[os.write(fd, data):]
             os.fsync(fd)
         finally:
             os.close(fd)

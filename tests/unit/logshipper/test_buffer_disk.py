@@ -11,7 +11,7 @@ import subprocess
 import sys
 import textwrap
 import tracemalloc
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +40,12 @@ def open_disk(tmp_path: Path, **cfg: Any) -> DiskBuffer:
     return DiskBuffer(BufferConfig(**cfg), tmp_path, ShipperMetrics())
 
 
-def run(body: Callable[[], Awaitable[Any]]) -> Any:
+def run(body: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
     return asyncio.run(body())
 
 
 async def drain(buf: DiskBuffer, release: bool = True) -> list[RecordBatch]:
-    out = []
+    out: list[RecordBatch] = []
     while buf.events and len(out) < 100_000:
         b = await asyncio.wait_for(buf.pop(), 5)
         out.append(b)
@@ -358,3 +358,68 @@ def test_random_walk_matches_a_model_of_delivery_and_replay(tmp_path: Path, seed
         return reopens
 
     assert run(body) > 0
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs of the test's own (unmounted by path afterwards), to fill the disk for real."""
+    if os.geteuid() != 0:
+        pytest.fail("filling a filesystem needs root to mount a small tmpfs")
+    where = tmp_path / "small"
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)], check=True)
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "--lazy", str(where)], check=True)  # lazy: a failed test may hold files open
+
+
+def test_a_full_disk_drops_counted_with_drop_newest(small_fs: Path) -> None:
+    acks: list[str] = []
+    metrics = ShipperMetrics()
+
+    async def body() -> int:
+        buf = DiskBuffer(BufferConfig(segment_bytes=8192, when_full="drop_newest"), small_fs, metrics)
+        await buf.open()
+        for i in range(60):  # ~2 KB frames: 120 KB does not fit in 64 KiB
+            await buf.push(batch(f"b{i}", n=20, acks=acks))
+        kept = buf.events
+        out = await drain(buf)
+        await buf.close()
+        assert [tag_of(b) for b in out] == [f"b{i}" for i in range(len(out))]  # the ones before the disk filled
+        return kept
+
+    kept = run(body)
+    dropped = metrics.registry.get_sample_value("hostwatch_logshipper_dropped_events_total",
+                                                {"source": "docker_json", "reason": "buffer_write_error"})
+    assert 0 < kept < 60 * 20 and dropped == 60 * 20 - kept
+    assert len(acks) == 60  # dropped ones acked at once, kept ones on release
+
+
+def test_a_full_disk_blocks_until_delivered_segments_are_deleted(small_fs: Path) -> None:
+    async def body() -> tuple[bool, list[str]]:
+        buf = DiskBuffer(BufferConfig(segment_bytes=8192, sync_interval=0.05), small_fs, ShipperMetrics())
+        await buf.open()
+        pushed = 0
+
+        async def intake() -> None:
+            nonlocal pushed
+            for i in range(60):
+                await buf.push(batch(f"b{i}", n=20))
+                pushed += 1
+
+        task = asyncio.create_task(intake())
+        await asyncio.sleep(0.5)
+        stuck = not task.done() and pushed < 60
+        tags = []
+        while not task.done() or buf.events:  # deliver: released segments are deleted, the write goes through
+            b = await asyncio.wait_for(buf.pop(), 10)
+            tags.append(tag_of(b))
+            buf.release(b)
+        await task
+        await buf.close()
+        return stuck, tags
+
+    stuck, tags = run(body)
+    assert stuck  # the disk was full: the push waited (backpressure), nothing was dropped
+    assert tags == [f"b{i}" for i in range(60)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hostwatch.core.config import ConfigError, from_mapping
-from logshipper.config import DEFAULT_TOPIC, KafkaConfig, ShipperConfig
+from logshipper.config import KafkaConfig, ShipperConfig
 from logshipper.sinks.kafka import topic_for
 from logshipper.sinks.topic import MAX_TOPIC_LENGTH, TopicTemplate
 
@@ -20,7 +20,7 @@ from logshipper.sinks.topic import MAX_TOPIC_LENGTH, TopicTemplate
      {"com.docker.compose.project": "shop", "com.docker.compose.service": "cart"}, "shop.cart"),
     ("logs-{labels.team|none}-{labels.app|none}", {"app": "api"}, "logs-none-api"),
     ("logs-{labels.app|d}", {"app": "we b/ü:1"}, "logs-we_b___1"),  # illegal topic characters become _
-    ("{labels.app}", {}, DEFAULT_TOPIC),  # renders empty: the default topic
+    ("{labels.app|x}{labels.team}", {}, "x"),
 ])
 def test_topic_for_renders_labels(template: str, labels: dict[str, str], topic: str) -> None:
     assert topic_for(template, labels) == topic
@@ -42,6 +42,8 @@ def test_rendered_topics_are_cut_at_kafka_limit_and_cached_per_label_values() ->
     ("logs {labels.app}", "characters a Kafka topic cannot have"),
     ("logs-{labels.app|de fault}", "characters a Kafka topic cannot have"),
     ("", "empty"),
+    ("{labels.app}", "can render empty"),
+    ("{labels.app}{labels.team|}", "can render empty"),
 ])
 def test_bad_templates_are_config_errors(template: str, complaint: str) -> None:
     with pytest.raises(ValueError, match=complaint):

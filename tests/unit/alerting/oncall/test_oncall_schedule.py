@@ -156,17 +156,17 @@ def test_restrictions(restriction: Restriction, at: str, expected: list[str]) ->
 
 
 def test_restricted_higher_layer_overrides_base_layer_only_inside_its_windows() -> None:
-    base = layer("night1,night2", DAILY, local("2024-03-25T09:00", BERLIN), BERLIN)
+    base = layer("night1,night2", DAILY, local("2024-03-24T09:00", BERLIN), BERLIN)
     day = layer("day1,day2", WEEKLY, local("2024-03-25T00:00", BERLIN), BERLIN, BUSINESS)
     s = sched(base, day)
     shifts = s.timeline(z("2024-03-25T07:00"), z("2024-03-26T09:00"))
     assert [(sh.start, sh.end, sh.users) for sh in shifts] == [
-        (z("2024-03-25T07:00"), z("2024-03-25T08:00"), ("night2",)),  # Sunday's turn until Mon 09:00
+        (z("2024-03-25T07:00"), z("2024-03-25T08:00"), ("night1",)),  # Sunday's turn until Mon 09:00
         (z("2024-03-25T08:00"), z("2024-03-25T16:00"), ("day1",)),  # Mon 09-17 business hours win
-        (z("2024-03-25T16:00"), z("2024-03-26T08:00"), ("night1",)),  # Monday's base turn shows again
+        (z("2024-03-25T16:00"), z("2024-03-26T08:00"), ("night2",)),  # Monday's base turn shows again
         (z("2024-03-26T08:00"), z("2024-03-26T09:00"), ("day1",)),
     ]
-    assert sched(day, base).on_call(z("2024-03-25T10:00")) == ["night1"]  # order decides: last wins
+    assert sched(day, base).on_call(z("2024-03-25T10:00")) == ["night2"]  # order decides: last wins
 
 
 def test_gap_when_no_layer_has_anyone() -> None:
@@ -189,7 +189,8 @@ def test_overrides_sit_on_top_and_the_later_one_wins() -> None:
     for at, who in table:
         assert s.on_call(z(at)) == who, at
     assert handoffs(s, z("2024-03-26T00:00"), z("2024-03-28T00:00")) == [
-        z("2024-03-26T11:00"), z("2024-03-26T23:00"), z("2024-03-27T05:00"), z("2024-03-27T11:00")]
+        z("2024-03-26T08:00"), z("2024-03-26T11:00"), z("2024-03-26T23:00"), z("2024-03-27T05:00"),
+        z("2024-03-27T11:00")]
 
 
 def test_layer_end_and_next_handoff() -> None:

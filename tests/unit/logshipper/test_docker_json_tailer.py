@@ -569,3 +569,23 @@ def test_an_emit_that_fails_is_retried_from_the_last_delivered_line(tmp_path: Pa
         assert checkpoints(root) == {path.name: path.stat().st_size}
 
     run(main)
+
+
+def test_acks_after_stop_still_advance_the_checkpoint(tmp_path: Path) -> None:
+    """The pipeline stops its sources first, then drains the buffer: those acks must still be persisted."""
+    root = tmp_path / "containers"
+    path = log_path(root)
+    append(path, numbered(range(300)))
+
+    async def main() -> None:
+        got = Collector(auto_ack=False)
+        source = await started(root, got)
+        await wait_for(lambda: len(got.events) == 300, "every line")
+        await source.stop()
+        assert checkpoints(root) == {}
+        for batch in got.batches:
+            assert batch.ack is not None
+            batch.ack()
+        await wait_for(lambda: checkpoints(root) == {path.name: path.stat().st_size}, "the late commit")
+
+    run(main)
