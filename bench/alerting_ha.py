@@ -41,7 +41,7 @@ CONFIG = """
 route:
   receiver: hook
   group_by: [alertname]
-  group_wait: {group_wait}s
+  group_wait: {group_wait:g}s
   group_interval: 5m
   repeat_interval: 4h
   routes:
@@ -79,7 +79,9 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"{url}: exited with {proc.returncode}")
+            log = Path(getattr(proc, "log_path", ""))
+            tail = log.read_text(errors="replace")[-1500:] if log.is_file() else ""
+            raise SystemExit(f"{url}: exited with {proc.returncode}: {tail}")
         try:
             urllib.request.urlopen(url, timeout=1).read()
             return
@@ -178,6 +180,7 @@ class Alertmanager(System):
                  f"--web.listen-address=127.0.0.1:{web[i]}", f"--cluster.listen-address=127.0.0.1:{cluster[i]}",
                  f"--cluster.peer=127.0.0.1:{cluster[1 - i]}", f"--cluster.peer-timeout={PEER_TIMEOUT}",
                  "--cluster.settle-timeout=2s"], stdout=log, stderr=subprocess.STDOUT))
+            self.procs[-1].log_path = log.name  # type: ignore[attr-defined]
             self.addresses.append(f"127.0.0.1:{web[i]}")
         for a, p in zip(self.addresses, self.procs):
             wait_ready(f"http://{a}/-/ready", p)
@@ -210,6 +213,7 @@ class Hostwatch(System):
                  f"--web.listen-address=127.0.0.1:{port}", f"--kafka.brokers={self.brokers}",
                  f"--kafka.topic={topic}", f"--cluster.peer-timeout={PEER_TIMEOUT}", f"--cluster.replica-id=hw{i}",
                  "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT, cwd=REPO))
+            self.procs[-1].log_path = log.name  # type: ignore[attr-defined]
             self.addresses.append(f"127.0.0.1:{port}")
         for a, p in zip(self.addresses, self.procs):
             wait_ready(f"http://{a}/-/ready", p)
@@ -252,7 +256,7 @@ def failover(sys_: System, rec: Receiver, path: str, groups: int, group_wait: fl
     victim = sys_.victim()
     stop(sys_.procs[victim], signal.SIGKILL)
     survivor = sys_.addresses[1 - victim]
-    post_all([survivor], bodies[half:], threads=2, on_done=done)
+    post_all([survivor], bodies[half:], threads=2, on_done=lambda i: done(i + half))
     deadline = time.monotonic() + group_wait + 40
     while time.monotonic() < deadline:
         with rec.lock:
