@@ -3,8 +3,10 @@
 A notification is identified by (group key, receiver integration, basis = the notification-log entry
 the dedup decision was made against, epoch). Every replica that wants to send it appends a CLAIM; the
 log's order is the same for all, so the first claimant is the owner everywhere. The owner delivers
-(retrying as long as needed) and appends BEATs every lease/4; its completion is the notification-log
-entry, which names the claim (DONE). If the owner's beats stop for a lease (`--cluster.peer-timeout`),
+(retrying as long as needed) while its replica heartbeat (one `member:` record every lease/4 for all of
+its claims, so the log carries O(replicas) beats, not O(claims)) keeps its claims alive; its completion
+is the notification-log entry, which names the claim (DONE). If the owner's beats stop for a lease
+(`--cluster.peer-timeout`),
 the next claimant in log order (cyclically, one lease later per place) appends a TAKEOVER and carries
 on. An owner only starts an attempt while its last confirmed beat is younger than lease/2, and ends it
 before the lease runs out, so an owner cut off from the log stops before anyone takes over: a retried
@@ -30,6 +32,7 @@ from alerting.stages import NotifyContext, NotifyError, Stage
 CLAIM, BEAT, TAKEOVER, RELEASE, DONE = "claim", "beat", "takeover", "release", "done"
 FINAL_TTL = 6 * 3600.0  # seconds a finished claim is remembered (late claims for it must lose)
 ATTEMPT_MARGIN = 0.1  # fraction of the lease an attempt keeps free before the lease ends
+DELIVERY_SLOTS = 32  # deliveries in flight at once per replica
 
 Append = Callable[[str, dict[str, Any]], None]
 
@@ -64,12 +67,25 @@ class ClaimTable:
         self.claims: dict[str, ClaimState] = {}
         self.epochs: dict[tuple[str, str, str], int] = {}
         self._waiters: dict[str, list[asyncio.Future[None]]] = {}
+        self.beats: dict[str, tuple[float, float]] = {}  # replica -> (seen locally, its own `sent`)
 
     def epoch(self, group_key: str, receiver: str, basis: str) -> int:
         return self.epochs.get((group_key, receiver, basis), 0)
 
     def get(self, key: str) -> ClaimState | None:
         return self.claims.get(key)
+
+    def beat(self, replica: str, sent: float) -> None:
+        """A replica heartbeat: it renews every claim that replica owns."""
+        self.beats[replica] = (self.clock.monotonic(), sent)
+
+    def owner_seen(self, st: ClaimState) -> float:
+        """When the owner was last heard from (its claim, takeover, or heartbeat), locally."""
+        return max(st.beat_seen, self.beats.get(st.owner_id, (0.0, 0.0))[0])
+
+    def owner_sent(self, st: ClaimState) -> float:
+        """The owner's own send time of the latest record renewing the claim (meaningful to the owner only)."""
+        return max(st.owner_sent, self.beats.get(st.owner_id, (0.0, 0.0))[1])
 
     def apply(self, rec: dict[str, Any]) -> None:
         op, key, who = rec.get("op"), str(rec.get("key", "")), str(rec.get("replica", ""))
@@ -103,7 +119,7 @@ class ClaimTable:
         if st is None or st.final or me not in st.claimants or st.owner_id == me:
             return None
         distance = (st.claimants.index(me) - st.owner) % len(st.claimants)
-        return st.beat_seen + distance * lease
+        return self.owner_seen(st) + distance * lease
 
     async def changed(self, key: str, timeout: float) -> None:
         """Until the claim changes or `timeout` passes on the clock."""
@@ -144,7 +160,7 @@ class _Lease:
         st = self.table.get(self.key)
         if st is None or st.final or st.owner_id != self.me:
             return None
-        age = self.clock.monotonic() - st.owner_sent
+        age = self.clock.monotonic() - self.table.owner_sent(st)
         if age >= self.lease and not self.healthy():
             return None  # cut off from the log for a whole lease: fail open (see ClaimStage._own)
         if age >= self.lease / 2:
@@ -157,7 +173,7 @@ class _Lease:
             return True
         if st.final:
             return False  # done: the attempt that completed it is finishing
-        return self.clock.monotonic() - st.owner_sent >= self.lease * (1 - ATTEMPT_MARGIN)
+        return self.clock.monotonic() - self.table.owner_sent(st) >= self.lease * (1 - ATTEMPT_MARGIN)
 
 
 class ClaimStage:
@@ -167,10 +183,13 @@ class ClaimStage:
 
     def __init__(self, inner: Stage, fallback: Stage, table: ClaimTable, nflog: NotificationLog, append: Append,
                  replica: str, lease: float, clock: Clock, healthy: Callable[[], bool],
-                 metrics: AlertingMetrics | None = None) -> None:
+                 metrics: AlertingMetrics | None = None, slots: asyncio.Semaphore | None = None) -> None:
         self.inner, self.fallback, self.table, self.nflog = inner, fallback, table, nflog
         self.append, self.me, self.lease, self.clock, self.healthy = append, replica, lease, clock, healthy
         self.metrics = metrics
+        # Deliveries in flight at once: a burst of flushes (1,000 groups at once) must not crowd the
+        # event loop so much that this replica's own heartbeats come back late and its leases expire.
+        self.slots = slots or asyncio.Semaphore(DELIVERY_SLOTS)
 
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
@@ -225,10 +244,10 @@ class ClaimStage:
 
     async def _own(self, ctx: NotifyContext, alerts: list[Alert], key: str, took_over: bool) -> list[Alert]:
         self._count("takeover" if took_over else "won")
-        beats = asyncio.ensure_future(self._beat(key))
         try:
             lease = _Lease(self.table, key, self.me, self.lease, self.clock, self.healthy)
-            return await self.inner.exec(replace(ctx, lease=lease), alerts)
+            async with self.slots:
+                return await self.inner.exec(replace(ctx, lease=lease), alerts)
         except NotifyError:
             st = self.table.get(key)
             if st is not None and not st.final and st.owner_id == self.me:
@@ -237,17 +256,11 @@ class ClaimStage:
             if not self.healthy() and self.clock.monotonic() < ctx.deadline:
                 return await self._fail_open(ctx, alerts)
             raise
-        finally:
-            beats.cancel()
-
-    async def _beat(self, key: str) -> None:
-        while True:
-            await self.clock.sleep(self.lease / 4)
-            self._send(BEAT, key)
 
     async def _fail_open(self, ctx: NotifyContext, alerts: list[Alert]) -> list[Alert]:
         self._count("unavailable")
         alerts = await self.fallback.exec(ctx, alerts)
         if not alerts:
             return []
-        return await self.inner.exec(ctx, alerts)
+        async with self.slots:
+            return await self.inner.exec(ctx, alerts)

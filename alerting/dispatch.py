@@ -82,12 +82,11 @@ class Dispatcher:
 
     def process(self, alert: Alert) -> None:
         now_ns, now = self.clock.time_ns(), self.clock.monotonic()
-        for r in self.route.match_cached(alert.labels):
-            labels = r.group_labels(alert.labels)
-            gk = (id(r), fingerprint(labels))
+        for r, labels, gfp in self.route.groups_for(alert.labels, alert.fp):
+            gk = (id(r), gfp)
             group = self.groups.get(gk)
             if group is None:
-                group = self.groups[gk] = AggregationGroup(r, labels, now)
+                group = self.groups[gk] = AggregationGroup(r, dict(labels), now)
                 self._schedule(group)
             if group.insert(alert, now_ns, now):
                 self._schedule(group)

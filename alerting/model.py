@@ -125,11 +125,17 @@ def format_time_ms(ns: int) -> str:
     return datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{frac // 1_000_000:03d}Z"
 
 
+_VALID_NAMES: set[str] = set()  # label names seen valid (a handful, checked once each)
+
+
 def validate_labels(labels: Mapping[str, str], what: str = "label set") -> None:
     for k, v in labels.items():
-        if not isinstance(k, str) or not LABEL_NAME_RE.match(k):
-            raise ValueError(f"invalid {what}: invalid name {go_quote(str(k))}")
-        if not isinstance(v, str):
+        if k not in _VALID_NAMES:
+            if not isinstance(k, str) or not LABEL_NAME_RE.match(k):
+                raise ValueError(f"invalid {what}: invalid name {go_quote(str(k))}")
+            if len(_VALID_NAMES) < 10_000:
+                _VALID_NAMES.add(k)
+        if type(v) is not str:
             raise ValueError(f"invalid {what}: invalid value {go_quote(str(v))}")
 
 

@@ -9,12 +9,13 @@ HA-deduplicated like webhooks.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
 
-from alerting.claims import ClaimStage, ClaimTable
+from alerting.claims import DELIVERY_SLOTS, ClaimStage, ClaimTable
 from alerting.clock import Clock
 from alerting.config import AlertmanagerConfig, ReceiverConfig
 from alerting.inhibit import Inhibitor
@@ -58,6 +59,7 @@ class PipelineDeps:
     external_url: str
     metrics: AlertingMetrics | None = None
     backoff: Callable[[int], float] = default_backoff
+    slots: asyncio.Semaphore | None = None  # shared by every integration of the replica
 
 
 IntegrationFactory = Callable[[ReceiverConfig, PipelineDeps], list[Integration]]
@@ -79,13 +81,15 @@ def integration_stage(deps: PipelineDeps) -> Stage:
     fallback = MultiStage(WaitStage(lambda: deps.position() * deps.peer_timeout, c),
                           DedupStage(deps.nflog, c.time_ns, metrics=deps.metrics))
     claim = ClaimStage(deliver, fallback, deps.claims, deps.nflog, deps.append, deps.replica, deps.peer_timeout, c,
-                       deps.healthy, deps.metrics)
+                       deps.healthy, deps.metrics, deps.slots)
     return MultiStage(DedupStage(deps.nflog, c.time_ns, metrics=deps.metrics), claim)
 
 
 def build_pipeline(cfg: AlertmanagerConfig, deps: PipelineDeps,
                    factories: Mapping[str, IntegrationFactory] | None = None) -> RoutingStage:
     factories = dict(factories or {})
+    if deps.slots is None:
+        deps.slots = asyncio.Semaphore(DELIVERY_SLOTS)
     receivers: dict[str, Stage] = {}
     for rc in cfg.receivers:
         integrations = webhook_integrations(rc, deps)

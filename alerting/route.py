@@ -13,7 +13,7 @@ from alerting.config import (
     RouteConfig,
 )
 from alerting.matchers import Matcher, matchers_str
-from alerting.model import labelset_str
+from alerting.model import fingerprint, labelset_str
 
 _CACHE_MAX = 100_000
 
@@ -48,7 +48,8 @@ class Route:
         self.continue_ = cfg.continue_
         self.key = (parent.key + "/" if parent is not None else "") + matchers_str(self.matchers)
         self.routes = [Route(c, self) for c in cfg.routes]
-        self._cache: dict[tuple[tuple[str, str], ...], list[Route]] = {}
+        self._cache: dict[int, list[Route]] = {}
+        self._groups: dict[int, list[tuple[Route, dict[str, str], int]]] = {}
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
         """Every route the alert goes to, in tree order (an alert matching no child stays here)."""
@@ -63,14 +64,28 @@ class Route:
                 break
         return out or [self]
 
-    def match_cached(self, labels: Mapping[str, str]) -> list[Route]:
-        """match(), memoised per label set: Prometheus re-sends the same alerts every minute."""
-        key = tuple(sorted(labels.items()))
+    def match_cached(self, labels: Mapping[str, str], fp: int | None = None) -> list[Route]:
+        """match(), memoised per label set (by fingerprint, as Alertmanager keys alerts): Prometheus
+        re-sends the same alerts every minute."""
+        key = fingerprint(labels) if fp is None else fp
         hit = self._cache.get(key)
         if hit is None:
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()
             hit = self._cache[key] = self.match(labels)
+        return hit
+
+    def groups_for(self, labels: Mapping[str, str], fp: int) -> list[tuple[Route, dict[str, str], int]]:
+        """(route, group labels, their fingerprint) for every route the alert goes to, memoised."""
+        hit = self._groups.get(fp)
+        if hit is None:
+            if len(self._groups) >= _CACHE_MAX:
+                self._groups.clear()
+            hit = []
+            for r in self.match_cached(labels, fp):
+                gl = r.group_labels(labels)
+                hit.append((r, gl, fingerprint(gl)))
+            self._groups[fp] = hit
         return hit
 
     def walk(self) -> list[Route]:

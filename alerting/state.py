@@ -53,7 +53,7 @@ class ReplicatedState:
         self.replica, self.clock, self.append = replica, clock, append
         self.store, self.silences, self.nflog, self.claims, self.acks = store, silences, nflog, claims, acks
         self.members: dict[str, Member] = {}
-        self._persisted: dict[int, tuple[int, int, int]] = {}  # fp -> (startsAt, content hash, endsAt) appended
+        self._persisted: dict[int, tuple[int, dict[str, str], str, int]] = {}  # fp -> what was last appended
         self._replaying = False
         self.last_applied = 0.0  # monotonic time of the last record applied (liveness of the log)
         silences.on_change.append(lambda s: append(f"silence:{s.id}", s.record()))
@@ -69,11 +69,11 @@ class ReplicatedState:
             return
         prev = self._persisted.get(a.fp)
         now = self.clock.time_ns()
-        content = hash((frozenset(a.annotations.items()), a.generator_url))
-        if (prev is not None and prev[0] == a.starts_at and prev[1] == content and a.ends_at >= prev[2]
-                and (prev[2] - now) * 2 > (a.ends_at - now)):
+        if (prev is not None and prev[0] == a.starts_at and a.ends_at >= prev[3]
+                and (prev[3] - now) * 2 > (a.ends_at - now) and prev[2] == a.generator_url
+                and prev[1] == a.annotations):
             return  # a re-post that only moves endsAt, with more than half of the stored validity left
-        self._persisted[a.fp] = (a.starts_at, content, a.ends_at)
+        self._persisted[a.fp] = (a.starts_at, a.annotations, a.generator_url, a.ends_at)
         self.append(f"alert:{fp_hex(a.fp)}", alert_record(a, self.replica))
 
     def forget_alert(self, a: Alert) -> None:
@@ -82,8 +82,9 @@ class ReplicatedState:
         self.append(f"alert:{fp_hex(a.fp)}", None)
 
     def heartbeat(self, address: str) -> None:
+        """Announces this replica and renews all of its claims (`sent` is read back only by itself)."""
         self.append(f"member:{self.replica}", {"replica": self.replica, "address": address,
-                                               "at": self.clock.time_ns()})
+                                               "at": self.clock.time_ns(), "sent": self.clock.monotonic()})
 
     def live_members(self, within: float) -> list[Member]:
         """Replicas heard from within `within` of the last record: while the log is down, the membership
@@ -116,13 +117,14 @@ class ReplicatedState:
                         stored = self.store.put(a, now)
                     finally:
                         self._replaying = False
-                    content = hash((frozenset(stored.annotations.items()), stored.generator_url))
-                    self._persisted[a.fp] = (stored.starts_at, content, stored.ends_at)
+                    self._persisted[a.fp] = (stored.starts_at, stored.annotations, stored.generator_url,
+                                             stored.ends_at)
         elif kind == "silence" and value is not None:
             self.silences.merge(Silence.from_record(value))
         elif kind == "ack" and value is not None:
             self.acks.merge(Ack.from_record(value))
         elif kind == "member" and value is not None:
             self.members[rest] = Member(rest, str(value.get("address", "")), self.clock.monotonic())
+            self.claims.beat(rest, float(value.get("sent", 0.0)))
         elif value is not None:
             log.debug("alerting: ignoring log record %s", key)

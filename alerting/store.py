@@ -7,7 +7,7 @@ dispatcher, the inhibitor, replication), synchronously and in order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from alerting.model import Alert, parse_time_ns, validate_labels
@@ -63,15 +63,16 @@ def alert_from_api(obj: Any, now_ns: int, resolve_timeout_ns: int) -> Alert:
     """One postableAlert, completed as the API v2 handler does: UpdatedAt now; a missing startsAt is
     now (or endsAt when only that is given); a missing endsAt is now + resolve_timeout, marked Timeout.
     Empty label values are dropped. ValueError with Alertmanager's messages when invalid."""
-    if not isinstance(obj, Mapping):
+    if not isinstance(obj, dict):  # JSON objects arrive as dicts (an isinstance against Mapping is slower)
         raise ValueError("alert must be an object")
     labels = obj.get("labels")
-    if not isinstance(labels, Mapping):
+    if not isinstance(labels, dict):
         raise ValueError("labels in body is required")
     annotations = obj.get("annotations") or {}
-    if not isinstance(annotations, Mapping):
+    if not isinstance(annotations, dict):
         raise ValueError("annotations must be an object")
-    labels = {k: v for k, v in labels.items() if v != ""}
+    if "" in labels.values():
+        labels = {k: v for k, v in labels.items() if v != ""}
     starts = parse_time_ns(obj.get("startsAt") or "")
     ends = parse_time_ns(obj.get("endsAt") or "")
     gen = obj.get("generatorURL") or ""
@@ -88,4 +89,4 @@ def alert_from_api(obj: Any, now_ns: int, resolve_timeout_ns: int) -> Alert:
     if not labels:
         raise ValueError("at least one label pair required")
     validate_labels(annotations, "annotations")
-    return Alert(dict(labels), dict(annotations), starts, ends, gen, now_ns, timeout)
+    return Alert(labels, annotations, starts, ends, gen, now_ns, timeout)

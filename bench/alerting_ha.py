@@ -186,13 +186,15 @@ class Alertmanager(System):
             wait_ready(f"http://{a}/-/ready", p)
         time.sleep(3)  # settle (the gossip pair forms)
 
-    def victim(self) -> int:
-        """The instance at position 0 (the one that notifies first): the worst one to lose."""
+    def victim(self, kill: str) -> int:
+        """`first`: the instance at position 0 (it notifies at once, the other waits a peer timeout);
+        `second`: the other one."""
         names = []
         for a in self.addresses:
             st = json.loads(urllib.request.urlopen(f"http://{a}/api/v2/status", timeout=5).read())
             names.append(st["cluster"]["name"])
-        return names.index(min(names))
+        first = names.index(min(names))
+        return first if kill == "first" else 1 - first
 
 
 class Hostwatch(System):
@@ -218,8 +220,9 @@ class Hostwatch(System):
         for a, p in zip(self.addresses, self.procs):
             wait_ready(f"http://{a}/-/ready", p)
 
-    def victim(self) -> int:
-        return 0
+    def victim(self, kill: str) -> int:
+        """hw0 claims first in practice (it gets each POST first); `second` kills hw1."""
+        return 0 if kill == "first" else 1
 
 
 def ingestion(sys_: System, rounds: int) -> tuple[float, float]:
@@ -241,7 +244,8 @@ def ingestion(sys_: System, rounds: int) -> tuple[float, float]:
     return n / wall, cpu / n * 1e6
 
 
-def failover(sys_: System, rec: Receiver, path: str, groups: int, group_wait: float) -> dict[str, float]:
+def failover(sys_: System, rec: Receiver, path: str, groups: int, group_wait: float,
+             kill: str) -> dict[str, float]:
     now = time.time()
     alerts = [{"labels": {"alertname": f"HA{g:04d}", "instance": f"i{k}", "job": "bench"},
                "startsAt": iso(now), "endsAt": iso(now + 3600)} for g in range(groups) for k in range(3)]
@@ -253,7 +257,7 @@ def failover(sys_: System, rec: Receiver, path: str, groups: int, group_wait: fl
 
     half = len(bodies) // 2
     post_all(sys_.addresses, bodies[:half], threads=2, on_done=done)
-    victim = sys_.victim()
+    victim = sys_.victim(kill)
     stop(sys_.procs[victim], signal.SIGKILL)
     survivor = sys_.addresses[1 - victim]
     post_all([survivor], bodies[half:], threads=2, on_done=lambda i: done(i + half))
@@ -278,6 +282,10 @@ def failover(sys_: System, rec: Receiver, path: str, groups: int, group_wait: fl
         if key in first:
             lat.append(first[key] - (posted[(g * 3) // 99] + group_wait))
     lat.sort()
+    if os.environ.get("BENCH_DEBUG"):
+        print("missed:", [g for g in range(groups) if f'{{}}:{{alertname="HA{g:04d}"}}' not in first][:20],
+              "slow:", [(k, round(first[k] - min(posted.values()), 2)) for k in first
+                        if first[k] - min(posted.values()) > group_wait + 3][:10])
     return {"sent": sum(counts.values()), "duplicates": sum(c - 1 for c in counts.values()),
             "missed": groups - len(counts), "p50": statistics.median(lat) if lat else float("nan"),
             "p99": lat[int(len(lat) * 0.99) - 1] if lat else float("nan"), "victim": victim}
@@ -308,23 +316,30 @@ def main() -> int:
     ap.add_argument("--groups", type=int, default=1000)
     ap.add_argument("--group-wait", type=float, default=5.0)
     ap.add_argument("--rounds", type=int, default=10, help="re-posts of the 5,000 ingestion alerts")
+    ap.add_argument("--only", choices=("alertmanager", "hostwatch"), help="run one system")
+    ap.add_argument("--kill", choices=("first", "second"), default="first",
+                    help="which instance dies: the one at position 0 (default) or the other")
+    ap.add_argument("--workdir", help="keep logs and data here (default: a temporary directory)")
     args = ap.parse_args()
     if shutil.which("prometheus-alertmanager") is None:
         raise SystemExit("needs prometheus-alertmanager (Debian package)")
     rec = Receiver()
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="alerting-ha-") as tmp:
-        work = Path(tmp)
+        work = Path(args.workdir or tmp)
+        work.mkdir(parents=True, exist_ok=True)
         noida, brokers = start_noida(work)
         try:
             systems: list[System] = [Alertmanager(work, rec.url, args.group_wait),
                                      Hostwatch(work, rec.url, args.group_wait, brokers)]
             for s in systems:
+                if args.only and not s.name.startswith(args.only):
+                    continue
                 try:
                     s.start()
                     rate, cpu_us = ingestion(s, args.rounds)
                     r = failover(s, rec, "/am" if isinstance(s, Alertmanager) else "/hw", args.groups,
-                                 args.group_wait)
+                                 args.group_wait, args.kill)
                     r.update({"alerts_per_s": rate, "cpu_us_per_alert": cpu_us})
                     results[s.name] = r
                 finally:
@@ -332,7 +347,7 @@ def main() -> int:
         finally:
             stop(noida)
     print(f"{args.groups} groups x 3 alerts, group_wait {args.group_wait:g}s, peer timeout {PEER_TIMEOUT}, "
-          f"one instance SIGKILLed after half the POSTs")
+          f"the {args.kill} instance SIGKILLed after half the POSTs")
     print(f"{'system':<20}{'sent':>6}{'dups':>6}{'missed':>8}{'p50 s':>8}{'p99 s':>8}{'alerts/s':>10}"
           f"{'CPU us/alert':>14}")
     for name, r in results.items():

@@ -3,7 +3,8 @@ shipper process and of journalctl, against `journalctl -o json` alone into /dev/
 
     .venv/bin/python bench/journald_source.py [ENTRIES]
 
-The journal file is built with systemd-journal-remote from export format in a temporary directory.
+The journal is built with systemd-journal-remote from export format in a temporary directory (which
+rotates it into several files: the source reads the directory).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def child_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-async def read_all(path: Path, n: int, state: Path) -> tuple[float, float, float]:
+async def read_all(directory: Path, n: int, state: Path) -> tuple[float, float, float]:
     done = asyncio.Event()
     count = 0
 
@@ -58,8 +59,8 @@ async def read_all(path: Path, n: int, state: Path) -> tuple[float, float, float
         if count >= n:
             done.set()
 
-    source = JournaldSource(JournaldConfig(enabled=True, file=path), ShipperMetrics(), max_message_bytes=1 << 20,
-                            state_dir=state)
+    source = JournaldSource(JournaldConfig(enabled=True, directory=directory), ShipperMetrics(),
+                            max_message_bytes=1 << 20, state_dir=state)
     cpu0, child0, t0 = time.process_time(), child_cpu(), time.perf_counter()
     await source.start(emit)
     await done.wait()
@@ -72,14 +73,16 @@ async def read_all(path: Path, n: int, state: Path) -> tuple[float, float, float
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bench.journal"
+        directory = Path(tmp) / "journal"
+        directory.mkdir()
+        path = directory / "bench.journal"
         subprocess.run([JOURNAL_REMOTE, "-o", str(path), "-"], input=export(n), check=True, capture_output=True)
         child0, t0 = child_cpu(), time.perf_counter()
         with open(os.devnull, "wb") as null:
-            subprocess.run(["journalctl", f"--file={path}", "-o", "json", "--all", "--no-pager"], stdout=null,
+            subprocess.run(["journalctl", f"--directory={directory}", "-o", "json", "--all", "--no-pager"], stdout=null,
                            check=True)
         alone_wall, alone_cpu = time.perf_counter() - t0, child_cpu() - child0
-        wall, cpu, jcpu = asyncio.run(read_all(path, n, Path(tmp) / "state"))
+        wall, cpu, jcpu = asyncio.run(read_all(directory, n, Path(tmp) / "state"))
     print(f"entries: {n}")
     print(f"journalctl -o json alone: {n / alone_wall:,.0f} entries/s, {alone_cpu / n * 1e6:.2f} us CPU/entry")
     print(f"journald source:          {n / wall:,.0f} entries/s, shipper {cpu / n * 1e6:.2f} us CPU/entry, "

@@ -157,11 +157,11 @@ def main() -> int:
     finally:
         for p in reversed(procs):
             if p.poll() is None:
-                os.kill(p.pid, signal.SIGTERM)
+                os.killpg(p.pid, signal.SIGTERM)  # whole group: noida-db's launcher runs a child server
                 try:
-                    p.wait(20)
+                    p.wait(30)
                 except subprocess.TimeoutExpired:
-                    os.kill(p.pid, signal.SIGKILL)
+                    os.killpg(p.pid, signal.SIGKILL)
                     p.wait()
         shutil.rmtree(work, ignore_errors=True)
     return 0

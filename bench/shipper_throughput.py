@@ -189,7 +189,7 @@ def main() -> int:
             results["rsyslog"] = measure("rsyslog", cmd, bootstrap, "bench-rsyslog", args.lines,
                                          env=rsyslog_env(rs), log=work / "rsyslog.log")
     finally:
-        os.kill(noida.pid, signal.SIGTERM)
+        os.killpg(noida.pid, signal.SIGTERM)  # the launcher runs the server as a child: stop the group
         noida.wait(20)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

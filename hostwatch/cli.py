@@ -127,6 +127,7 @@ def _describe_shipper(ship: object) -> str:
 
 
 def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from dashboards.command import register as register_dashboards
     from exporter.command import register as register_exporter
     from logshipper.command import register as register_ship
     from logshipper.indexer.command import register as register_index
@@ -134,6 +135,7 @@ def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore
     register_exporter(sub)
     register_ship(sub)
     register_index(sub)
+    register_dashboards(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

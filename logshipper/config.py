@@ -158,7 +158,8 @@ class JournaldConfig:
     enabled: bool = option(False, "read the systemd journal")
     namespace: str | None = option(None, "journal namespace (journalctl --namespace)")
     directory: Path | None = option(None, "journal directory (journalctl --directory)")
-    file: Path | None = option(None, "journal file (journalctl --file)")
+    file: Path | None = option(None, "one journal file (journalctl --file; not followed into the files it is "
+                               "rotated into: give the directory for that)")
     journalctl: str = option("journalctl", "the journalctl binary")
     matches: tuple[str, ...] = option((), "journalctl matches FIELD=VALUE (repeatable; one field's values are "
                                       "ORed, different fields ANDed), e.g. CONTAINER_NAME=web", repeat=True)

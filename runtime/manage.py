@@ -19,7 +19,7 @@ from runtime.removal import remove_container
 from runtime.state import StateError, StateStore, process_gone
 
 
-def _ago(seconds: float) -> str:
+def ago(seconds: float) -> str:
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= size:
             n = int(seconds // size)
@@ -29,9 +29,9 @@ def _ago(seconds: float) -> str:
 
 def _status_text(s: ContainerState, now: float) -> str:
     if s.status == "running":
-        return f"Up {_ago(now - (parse_rfc3339(s.started) or now))}"
+        return f"Up {ago(now - (parse_rfc3339(s.started) or now))}"
     if s.status == "exited":
-        return f"Exited ({s.exit_code}) {_ago(now - (parse_rfc3339(s.finished) or now))} ago"
+        return f"Exited ({s.exit_code}) {ago(now - (parse_rfc3339(s.finished) or now))} ago"
     return s.status.capitalize()
 
 
@@ -47,7 +47,7 @@ def ps(store: StateStore, show_all: bool, quiet: bool) -> int:
     for s in rows:
         cmd = " ".join(s.command)
         cmd = f'"{cmd[:20]}…"' if len(cmd) > 20 else f'"{cmd}"'
-        created = f"{_ago(now - (parse_rfc3339(s.created) or now))} ago"
+        created = f"{ago(now - (parse_rfc3339(s.created) or now))} ago"
         table.append((s.short_id, s.image, cmd, created, _status_text(s, now), s.name))
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for r in table:

@@ -18,6 +18,7 @@ from hostwatch.core.timefmt import rfc3339_nano
 from runtime import init, logdrivers, network, status
 from runtime import namespaces as ns
 from runtime.cgroups import CgroupError, Cgroups
+from runtime.confine import Confinement
 from runtime.removal import remove_container
 from runtime.state import StateStore, boot_id
 
@@ -47,7 +48,7 @@ class Pipes:
         return cls(*fds)
 
 
-def _child(state: ContainerState, p: Pipes) -> None:
+def _child(state: ContainerState, p: Pipes, confinement: Confinement) -> None:
     """Runs as PID 1 of the new pid namespace; never returns."""
     code = EXEC_FAILED_NOT_FOUND
     try:
@@ -59,15 +60,17 @@ def _child(state: ContainerState, p: Pipes) -> None:
         os.write(p.ready_w, b"r")
         if os.read(p.go_r, 1) != b"g":
             os._exit(1)
-        init.prepare(state)
+        user = init.prepare(state)
+        env = init.container_env(state, user.home)
         devnull = os.open("/dev/null", os.O_RDONLY)
         os.dup2(devnull, 0)
         os.dup2(p.out_w, 1)
         os.dup2(p.err_w, 2)
         os.closerange(3, p.exec_w)
         os.closerange(p.exec_w + 1, 65536)
+        confinement.apply(user)
         try:
-            os.execvpe(state.command[0], state.command, init.container_env(state))
+            os.execvpe(state.command[0], state.command, env)
         except PermissionError as e:
             code = EXEC_FAILED_NOT_EXECUTABLE
             msg = f"exec {state.command[0]}: {e.strerror}"
@@ -104,8 +107,12 @@ class Monitor:
             pass  # `rm -f` removed the container while it ran
 
     def run(self) -> int:
+        try:
+            confinement = Confinement.of(self.state)
+        except Exception as e:  # noqa: BLE001 - an unusable profile ends the start, as one line
+            return self._not_started(f"seccomp: {e}")
         p = Pipes.open()
-        pid = self._fork_pid1(p)
+        pid = self._fork_pid1(p, confinement)
         for fd in (p.out_w, p.err_w, p.ready_w, p.go_r, p.exec_w):
             os.close(fd)
         error = self._start(pid, p)
@@ -113,7 +120,7 @@ class Monitor:
             return self._failed_start(pid, error)
         return self._supervise(pid, p)
 
-    def _fork_pid1(self, p: Pipes) -> int:
+    def _fork_pid1(self, p: Pipes, confinement: Confinement) -> int:
         """Fork the container's PID 1 through a short-lived intermediate.
 
         Only the intermediate unshares the pid namespace: a process that did so can no longer start
@@ -130,7 +137,7 @@ class Monitor:
                 pid = os.fork()
                 if pid == 0:
                     os.close(pid_w)
-                    _child(self.state, p)
+                    _child(self.state, p, confinement)
                 os.write(pid_w, str(pid).encode())
             finally:
                 os._exit(0)
@@ -159,7 +166,9 @@ class Monitor:
 
     def _failed_start(self, pid: int, error: str) -> int:
         _, wait_status = os.waitpid(pid, 0)
-        code = status.exit_code(wait_status) or EXEC_FAILED_NOT_FOUND
+        return self._not_started(error, status.exit_code(wait_status) or EXEC_FAILED_NOT_FOUND)
+
+    def _not_started(self, error: str, code: int = EXEC_FAILED_NOT_FOUND) -> int:
         self.state.status = "exited"
         self.state.exit_code = code
         self.state.error = error.strip()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -14,17 +15,20 @@ from typing import BinaryIO
 from hostwatch.core.cgroupfs import parse_cpuset
 from hostwatch.core.config import EXIT_USAGE
 from hostwatch.core.containers import ContainerState, Limits
-from hostwatch.core.paths import CGROUP_PARENT
+from hostwatch.core.paths import CGROUP_PARENT, image_root
 from hostwatch.core.timefmt import rfc3339_nano
 from hostwatch.core.units import parse_cpus, parse_size
-from runtime import logdrivers, monitor, network, status
+from runtime import caps, devices, layers, logdrivers, monitor, network, security, status
 from runtime.cgroups import CgroupError, Cgroups
+from runtime.images import ImageError, ImageStore
 from runtime.state import StateError, StateStore
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _ADJECTIVES = ("brave", "calm", "eager", "fancy", "jolly", "keen", "lucid", "quiet", "sharp", "tender")
 _NOUNS = ("babbage", "curie", "darwin", "euler", "hopper", "lovelace", "noether", "ritchie", "turing")
 MIN_MEMORY = 6 * 1024 * 1024
+LAYER_DIRS = ("upper", "work", "merged")  # overlay2's names, in the container's state dir
+SECCOMP_FILE = "seccomp.json"  # the resolved profile the container's PID 1 loads
 
 
 class UsageError(Exception):
@@ -50,6 +54,16 @@ class RunOptions:
     net: str = "none"
     log_driver: str = "json-file"
     log_opts: list[str] = field(default_factory=list)
+    image: str | None = None
+    read_only: bool = False
+    privileged: bool = False
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    security_opt: list[str] = field(default_factory=list)
+    tmpfs: list[str] = field(default_factory=list)
+    user: str | None = None
+    group_add: list[str] = field(default_factory=list)
+    ulimits: list[str] = field(default_factory=list)
 
 
 def _pairs(items: list[str], what: str) -> dict[str, str]:
@@ -98,15 +112,78 @@ def _volumes(specs: list[str]) -> list[dict[str, object]]:
     return out
 
 
-def _rootfs(path: str | None) -> tuple[str | None, str]:
-    if path is None:
-        return None, "host"
-    real = os.path.realpath(path)
+@dataclass
+class Layers:
+    image: str  # the name `ps` and `inspect` show
+    image_id: str = ""
+    rootfs: str | None = None  # --rootfs DIR
+    lower: list[str] = field(default_factory=list)  # top first; [] = the host's filesystem
+
+
+def _layers(o: RunOptions, images: ImageStore) -> Layers:
+    if o.image is not None and o.rootfs is not None:
+        raise UsageError("--image and --rootfs are mutually exclusive")
+    if o.image is not None:
+        try:
+            image = images.get(o.image)
+        except ImageError as e:
+            raise UsageError(str(e)) from None
+        lower = images.lower_dirs(image)
+        missing = [d for d in lower if not os.path.isdir(d)]
+        if missing:
+            raise UsageError(f"image {image.name} is damaged: layer {missing[0]} is missing")
+        return Layers(image.name.removesuffix(":latest"), image.id, None, lower)
+    if o.rootfs is None:
+        return Layers("host")
+    real = os.path.realpath(o.rootfs)
     if not os.path.isdir(real):
-        raise UsageError(f"rootfs {path} does not exist or is not a directory")
+        raise UsageError(f"rootfs {o.rootfs} does not exist or is not a directory")
     if real == "/":
-        return None, "host"
-    return real, os.path.basename(real)
+        return Layers("host")
+    return Layers(os.path.basename(real), "", real, [real])
+
+
+def _check_layer_home(lay: Layers, store: StateStore) -> None:
+    """The writable layer lives in the state dir: refuse what overlayfs would refuse at start."""
+    if not lay.lower:
+        return
+    store.root.mkdir(parents=True, exist_ok=True)
+    root = os.path.realpath(store.root)
+    try:
+        layers.check_upper_fs(root)
+        layers.mount_options(lay.lower, root, root)
+    except layers.LayerError as e:
+        raise UsageError(str(e)) from None
+    for lower in lay.lower:
+        if root == lower or root.startswith(lower.rstrip("/") + "/") or lower.startswith(root + "/"):
+            raise UsageError(f"rootfs {lower} and the state root {root} overlap: overlayfs cannot stack them")
+
+
+def _confinement(o: RunOptions) -> tuple[dict[str, object], dict[str, object] | None]:
+    """The confinement fields of the state, and the resolved seccomp profile (None: no filter)."""
+    try:
+        capabilities = caps.resolve(o.cap_add, o.cap_drop, o.privileged)
+        opts = security.parse_security_opts(o.security_opt)
+        profile = security.seccomp_profile(opts, o.privileged, capabilities)
+        if profile is not None and opts.seccomp is not None:
+            from runtime.seccomp.libseccomp import Filter, SeccompError
+
+            try:
+                Filter(profile).release()  # a profile libseccomp cannot compile fails now, not at start
+            except SeccompError as e:
+                raise ValueError(f"seccomp profile {opts.seccomp}: {e}") from None
+        tmpfs = dict(security.parse_tmpfs(t) for t in o.tmpfs)
+        fields: dict[str, object] = {
+            "privileged": o.privileged, "cap_add": list(o.cap_add), "cap_drop": list(o.cap_drop),
+            "capabilities": capabilities, "security_opt": list(o.security_opt),
+            "no_new_privileges": opts.no_new_privileges, "tmpfs": tmpfs, "read_only": o.read_only,
+            "user": security.parse_user(o.user) if o.user else "",
+            "group_add": [security.parse_group(g) for g in o.group_add],
+            "ulimits": [security.parse_ulimit(u) for u in o.ulimits],
+        }
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return fields, profile
 
 
 def _name(o: RunOptions, store: StateStore) -> str:
@@ -121,20 +198,28 @@ def _name(o: RunOptions, store: StateStore) -> str:
             return name
 
 
-def build_state(o: RunOptions, store: StateStore, cid: str) -> ContainerState:
+def build_state(o: RunOptions, store: StateStore, cid: str, images: ImageStore | None = None) -> ContainerState:
     """Turn the options into a container's first state; raises UsageError for any bad input."""
+    return _prepare(o, store, cid, images or ImageStore(image_root()))[0]
+
+
+def _prepare(o: RunOptions, store: StateStore, cid: str,
+             images: ImageStore) -> tuple[ContainerState, dict[str, object] | None]:
     if not o.command:
         raise UsageError("requires a command to run: hostwatch run [OPTIONS] -- CMD [ARG...]")
     if o.net not in network.MODES:
         raise UsageError(f"invalid --net {o.net!r}: expected one of {', '.join(network.MODES)}")
     limits = _limits(o)
-    rootfs, image = _rootfs(o.rootfs)
+    lay = _layers(o, images)
     log_opts = _pairs(o.log_opts, "--log-opt")
     try:
         logdrivers.validate(o.log_driver, log_opts)
         cached = logdrivers.cache.parse_config(o.log_driver, logdrivers.cache.split_opts(log_opts)[1]) is not None
     except ValueError as e:
         raise UsageError(str(e)) from None
+    confinement, profile = _confinement(o)
+    if o.read_only and not lay.lower:
+        raise UsageError("--read-only needs a root filesystem: --rootfs DIR or --image NAME")
     env = []
     for item in o.env:
         if "=" not in item:
@@ -142,11 +227,14 @@ def build_state(o: RunOptions, store: StateStore, cid: str) -> ContainerState:
                 continue
             item = f"{item}={os.environ[item]}"
         env.append(item)
-    return ContainerState(
+    name = _name(o, store)
+    _check_layer_home(lay, store)
+    home = store.dir(cid)
+    state = ContainerState(
         id=cid,
-        name=_name(o, store),
-        image=image,
-        rootfs=rootfs,
+        name=name,
+        image=lay.image,
+        rootfs=lay.rootfs,
         command=list(o.command),
         hostname=o.hostname or cid[:12],
         labels=_pairs(o.labels, "--label"),
@@ -156,22 +244,35 @@ def build_state(o: RunOptions, store: StateStore, cid: str) -> ContainerState:
         network={"mode": o.net},
         log_driver=o.log_driver,
         log_opts=log_opts,
-        log_path=str(store.dir(cid) / f"{cid}-json.log") if o.log_driver == "json-file" else "",
-        log_cache_path=str(store.dir(cid) / "container-cached.log") if cached else "",
+        log_path=str(home / f"{cid}-json.log") if o.log_driver == "json-file" else "",
+        log_cache_path=str(home / "container-cached.log") if cached else "",
         auto_remove=o.auto_remove,
         cgroup=f"/{CGROUP_PARENT}/{cid}",
         created=rfc3339_nano(),
+        image_id=lay.image_id,
+        lower_dirs=lay.lower,
+        upper_dir=str(home / LAYER_DIRS[0]) if lay.lower else "",
+        work_dir=str(home / LAYER_DIRS[1]) if lay.lower else "",
+        merged_dir=str(home / LAYER_DIRS[2]) if lay.lower else "",
+        seccomp_profile=str(home / SECCOMP_FILE) if profile is not None else "",
+        **confinement,  # type: ignore[arg-type]
     )
+    return state, profile
 
 
 def _create(o: RunOptions, store: StateStore, cgroups: Cgroups) -> ContainerState:
     cid = store.new_id()
     with store.lock():
-        state = build_state(o, store, cid)
+        state, profile = _prepare(o, store, cid, ImageStore(image_root()))
         try:
             store.create(state)
         except StateError as e:
             raise UsageError(str(e)) from None
+        try:
+            _write_private_files(state, profile)
+        except OSError as e:
+            store.remove(cid)
+            raise UsageError(f"cannot prepare the container's files: {e}") from None
         if state.network["mode"] == "bridge":
             try:
                 state.network["ip"] = network.allocate_ip(store.dir(cid))
@@ -181,10 +282,25 @@ def _create(o: RunOptions, store: StateStore, cgroups: Cgroups) -> ContainerStat
             store.save(state)
     try:
         cgroups.create(state.cgroup, state.limits)
+        cgroups.restrict_devices(state.cgroup, devices.rules(state.privileged))
     except CgroupError as e:
+        try:
+            cgroups.remove(state.cgroup)
+        except CgroupError:
+            pass
+        network.release_ip(state.network.get("ip", ""), store.dir(cid))
         store.remove(cid)
         raise UsageError(f"cgroups: {e}") from None
     return state
+
+
+def _write_private_files(state: ContainerState, profile: dict[str, object] | None) -> None:
+    for path in (state.upper_dir, state.work_dir, state.merged_dir):
+        if path:
+            os.mkdir(path, 0o755)
+    if profile is not None:
+        with open(state.seccomp_profile, "w") as f:
+            json.dump(profile, f)
 
 
 def run(o: RunOptions, store: StateStore, cgroups: Cgroups) -> int:

@@ -57,6 +57,25 @@ class ContainerState:
     oom_killed: bool = False
     error: str = ""
     log_dropped: int = 0
+    # copy-on-write layers (overlay2); empty for a container on the host's filesystem
+    image_id: str = ""  # the image store's id of `image`; "" for --rootfs DIR or the host's filesystem
+    lower_dirs: list[str] = field(default_factory=list)  # read-only layers, top first (overlay lowerdir order)
+    upper_dir: str = ""  # the container's writable layer: what it wrote, changed or deleted (SizeRw)
+    work_dir: str = ""  # overlayfs's scratch directory beside upper_dir
+    merged_dir: str = ""  # where the union is mounted, inside the container's own mount namespace
+    read_only: bool = False  # --read-only: the merged root is mounted read-only
+    # confinement, as Docker's HostConfig records it
+    privileged: bool = False
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    capabilities: list[str] = field(default_factory=list)  # the resulting set, "CAP_..." names
+    security_opt: list[str] = field(default_factory=list)  # as given: seccomp=..., no-new-privileges
+    seccomp_profile: str = ""  # the resolved profile file in the state dir; "" = unconfined
+    no_new_privileges: bool = False
+    tmpfs: dict[str, str] = field(default_factory=dict)  # container path -> mount options
+    user: str = ""  # --user UID[:GID] or NAME[:GROUP], "" = root
+    group_add: list[str] = field(default_factory=list)
+    ulimits: list[dict[str, Any]] = field(default_factory=list)  # [{"Name", "Soft", "Hard"}]
 
     @property
     def short_id(self) -> str:

@@ -70,9 +70,6 @@ class Enricher:
         self._thread: threading.Thread | None = None
         self.refreshes = 0
 
-    def lookup(self, container_id: str) -> ContainerRef | None:
-        return self._by_id.get(container_id)
-
     def apply(self, events: list[LogEvent]) -> None:
         """Fill container_name, image and labels (and the full id) in place."""
         now = self._clock()

@@ -258,7 +258,7 @@ class Joiner:
 
     def _begin(self, key: tuple[str, str | None, str | None], state: int, e: LogEvent, origin: _Origin,
                out: _Output, now: float) -> None:
-        if len(self._open) >= MAX_OPEN:
+        if len(self._open) >= MAX_OPEN:  # the oldest may be another source's: only its telemetry label is off
             oldest = next(iter(self._open))
             self._close(oldest, self._open[oldest], out, now)
         trace = _Trace(state, key[0], [(e, origin)], len(e.message.encode()), now)
@@ -271,7 +271,7 @@ class Joiner:
                 origin: _Origin, out: _Output, now: float) -> None:
         size = len(e.message.encode()) + 1
         if trace.nbytes + size > self.max_message_bytes:
-            self._close(key, trace, out, now, carry=True, cut=True)
+            self._close(key, trace, out, now, carry=True)
             if nxt[1]:
                 self._feed(key, e, origin, out, now)
             else:
@@ -290,17 +290,18 @@ class Joiner:
                 trace.tentative.clear()
             trace.lines.append((e, origin))
         if len(trace.lines) + len(trace.tentative) >= self.max_lines:
-            self._close(key, trace, out, now, carry=True)
+            self._close(key, trace, out, now, carry=True, whole=True)
 
     def _close(self, key: tuple[str, str | None, str | None], trace: _Trace, out: _Output, now: float,
-               carry: bool = False, cut: bool = False) -> None:
-        """Emit the joined event into `out`; tentative lines are taken again on their own (unless the
-        trace is cut at max_lines, when they belong to it)."""
+               carry: bool = False, whole: bool = False) -> None:
+        """Emit the joined event into `out`. carry: the trace was cut (max_lines, max bytes) and the
+        stream's next line may continue it; whole: its tentative lines belong to it (cut at max_lines),
+        otherwise they are taken again on their own."""
         del self._open[key]
         lines = trace.lines
         again: list[Line] = []
         if trace.tentative:
-            if carry and not cut:
+            if whole:
                 lines = lines + trace.tentative
             else:
                 again = trace.tentative

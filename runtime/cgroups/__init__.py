@@ -14,11 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from hostwatch.core import cgroupfs
-from hostwatch.core.cgroupfs.layout import MOUNTINFO
+from hostwatch.core.cgroupfs.layout import MOUNTINFO, tree_mounts
+from hostwatch.core.cgroupfs.mountinfo import parse_mountinfo, v1_controller_mounts
 from hostwatch.core.paths import CGROUP_ROOT
 
 from .base import CgroupError, CgroupFS, Cgroups
-from .v1 import CgroupsV1
+from .v1 import DEVICES, CgroupsV1
 from .v2 import CgroupsV2
 
 __all__ = ["CgroupError", "CgroupFS", "Cgroups", "CgroupsV1", "CgroupsV2", "detect"]
@@ -30,4 +31,16 @@ def detect(root: Path = CGROUP_ROOT, mounts: Path = MOUNTINFO, fs: CgroupFS | No
     layout = cgroupfs.detect(root, mounts)
     if layout.version == 2:
         return CgroupsV2(layout.root, fs)
-    return CgroupsV1(layout.controllers, fs)
+    return CgroupsV1({**layout.controllers, **_devices(Path(root), mounts)}, fs)
+
+
+def _devices(root: Path, mounts: Path) -> dict[str, Path]:
+    """The v1 devices hierarchy, found by the same mount rule as the others (it is the runtime's
+    alone: the exporter reads no device rules, so it is not among the shared V1_CONTROLLERS)."""
+    try:
+        table = [m for m in parse_mountinfo(Path(mounts).read_text(errors="surrogateescape")) if m.fstype == "cgroup"]
+    except OSError:
+        table = []
+    if not any(m.mount_point.is_relative_to(root) for m in table):
+        table = tree_mounts(root)
+    return v1_controller_mounts(table, (DEVICES,), root)

@@ -17,9 +17,10 @@ import os
 import signal
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from hostwatch.core.cgroupfs import CPU_PERIOD_US, CgroupError, parse_cpuset, parse_flat_keyed, parse_procs
 from hostwatch.core.cgroupfs.files import CPUSET_CPUS, PIDS_MAX, PROCS
@@ -28,6 +29,15 @@ from hostwatch.core.containers import Limits
 
 REMOVE_TIMEOUT = 2.0  # seconds remove() waits for killed processes to leave the cgroup
 POLL_INTERVAL = 0.02
+
+
+class DeviceRule(Protocol):
+    """One device access rule (runtime.devices.Rule)."""
+
+    @property
+    def allow(self) -> bool: ...
+
+    def v1(self) -> str: ...
 
 
 class Cgroups(ABC):
@@ -53,6 +63,10 @@ class Cgroups(ABC):
     @abstractmethod
     def pids(self, rel: str) -> list[int]:
         """Sorted PIDs in `rel` and its descendants, in any hierarchy; [] when it does not exist."""
+
+    @abstractmethod
+    def restrict_devices(self, rel: str, rules: Sequence[DeviceRule]) -> bool:
+        """Apply device access rules (in order) to `rel`; False when this host cannot enforce them."""
 
     @abstractmethod
     def oom_killed(self, rel: str) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from hostwatch.core.cgroupfs import CPU_PERIOD_US
@@ -24,6 +24,7 @@ from hostwatch.core.containers import Limits
 from .base import (
     CgroupError,
     CgroupFS,
+    DeviceRule,
     Setting,
     TreeCgroups,
     check_int,
@@ -36,6 +37,9 @@ from .base import (
 )
 
 UNLIMITED = "-1"
+DEVICES = "devices"
+DEVICES_ALLOW = "devices.allow"
+DEVICES_DENY = "devices.deny"
 SYS_BLOCK = Path("/sys/block")
 
 
@@ -68,7 +72,7 @@ class CgroupsV1(TreeCgroups):
         the disks whose I/O the blkio controller should count (see `count_block_io`)."""
         super().__init__(fs)
         self.sys_block = Path(sys_block)
-        self.mounts = {c: Path(mounts[c]) for c in V1_CONTROLLERS if c in mounts}
+        self.mounts = {c: Path(mounts[c]) for c in (*V1_CONTROLLERS, DEVICES) if c in mounts}
         if not self.mounts:
             raise CgroupError(f"no cgroup v1 hierarchy for any of {', '.join(V1_CONTROLLERS)}")
 
@@ -106,6 +110,14 @@ class CgroupsV1(TreeCgroups):
             raise CgroupError(f"cannot create cgroup {rel}: {e}") from e
         if "blkio" in target:
             count_block_io(target["blkio"], self.sys_block)
+
+    def restrict_devices(self, rel: str, rules: Sequence[DeviceRule]) -> bool:
+        devices = self.paths(rel).get(DEVICES)
+        if devices is None:
+            return False
+        for rule in rules:
+            write_file(devices / (DEVICES_ALLOW if rule.allow else DEVICES_DENY), rule.v1())
+        return True
 
     def oom_killed(self, rel: str) -> bool:
         memory = self.paths(rel).get("memory")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 
 from hostwatch.core.cgroupfs import CPU_PERIOD_US, shares_to_weight
@@ -22,6 +23,7 @@ from hostwatch.core.containers import Limits
 from .base import (
     CgroupError,
     CgroupFS,
+    DeviceRule,
     Setting,
     TreeCgroups,
     check_int,
@@ -116,6 +118,11 @@ class CgroupsV2(TreeCgroups):
                 if c in needed:
                     raise
                 # an optional controller: the container simply runs without it
+
+    def restrict_devices(self, rel: str, rules: Sequence[DeviceRule]) -> bool:
+        """cgroup v2 has no devices controller: runc and crun attach an eBPF program
+        (BPF_PROG_TYPE_CGROUP_DEVICE) instead, which this runtime does not do yet."""
+        return False
 
     def oom_killed(self, rel: str) -> bool:
         events = read_keyed(self.paths(rel)["unified"] / MEMORY_EVENTS)

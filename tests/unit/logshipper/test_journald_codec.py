@@ -208,8 +208,8 @@ def test_too_many_unfinished_lines_ship_the_oldest(monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize("value", [
-    "2023-11-14T22:13:20.123456789Z", "2023-11-14T22:13:20Z", "2023-11-14T22:13:20.1Z", "1970-01-01T00:00:00.000000001Z",
-    "2023-11-14T23:13:20.5+01:00", "2038-01-19T03:14:08.999999999Z",
+    "2023-11-14T22:13:20.123456789Z", "2023-11-14T22:13:20Z", "2023-11-14T22:13:20.1Z",
+    "1970-01-01T00:00:00.000000001Z", "2023-11-14T23:13:20.5+01:00", "2038-01-19T03:14:08.999999999Z",
 ])
 def test_fast_rfc3339_matches_the_core_parser(value: str) -> None:
     assert rfc3339_ns(value) == parse_rfc3339_ns(value)

@@ -294,59 +294,64 @@ VOCAB = [
 def test_random_batches_lose_nothing_and_ack_every_batch_once_after_its_events() -> None:
     rng = random.Random(1234)
     for trial in range(60):
-        clock = Clock()
-        j = Joiner(rng.choice([1, 2, 3, 50]), 1.0, rng.choice([40, 200, 1 << 20]), clock)
-        sent: dict[str, list[tuple[str, int]]] = {}  # per container: (line, input batch)
-        got: dict[str, list[str]] = {}
-        outs: list[tuple[Batch, set[int]]] = []
-        acked: set[int] = set()
-        fired: dict[int, int] = {}
+        random_trial(rng, trial)
 
-        def ack_for(i: int) -> None:
-            fired[i] = fired.get(i, 0) + 1
-            # every output batch that carries one of batch i's lines must be acknowledged already
-            assert all(k in acked for k, (_, origins) in enumerate(outs) if i in origins)
 
-        def take(b: Batch | None) -> None:
-            if b is None:
-                return
-            origins = set()
-            for e in b.events:
-                cid = e.container_id or ""
-                for line in e.message.split("\n"):
-                    pos = len(got.setdefault(cid, []))
-                    got[cid].append(line)
-                    origins.add(sent[cid][pos][1] if pos < len(sent[cid]) else -1)
-            outs.append((b, origins))
+def random_trial(rng: random.Random, trial: int) -> None:
+    """Random lines of two containers in random batches, random flushes, acks in random order."""
+    clock = Clock()
+    j = Joiner(rng.choice([1, 2, 3, 50]), 1.0, rng.choice([40, 200, 1 << 20]), clock)
+    sent: dict[str, list[tuple[str, int]]] = {}  # per container: (line, input batch)
+    got: dict[str, list[str]] = {}
+    outs: list[tuple[Batch, set[int]]] = []
+    acked: set[int] = set()
+    fired: dict[int, int] = {}
 
-        def ack_some(k_list: list[int]) -> None:
-            for k in k_list:
-                acked.add(k)
-                ack = outs[k][0].ack
-                assert ack is not None
-                ack()
+    def ack_for(i: int) -> None:
+        fired[i] = fired.get(i, 0) + 1
+        # every output batch that carries one of batch i's lines must be acknowledged already
+        assert all(k in acked for k, (_, origins) in enumerate(outs) if i in origins)
 
-        n_batches = rng.randint(1, 30)
-        for i in range(n_batches):
-            events = []
-            for _ in range(rng.randint(0, 8)):
-                cid = rng.choice(["x", "y"])
-                line = rng.choice(VOCAB)(rng.randint(0, 99))
-                sent.setdefault(cid, []).append((line, i))
-                events.append(ev(line, cid))
-            take(j.process(Batch(events, (lambda i=i: ack_for(i)), DOCKER_JSON)))
-            if rng.random() < 0.3:
-                clock.now += rng.choice([0.5, 1.0, 3.0])
-                for b in j.flush_expired():
-                    take(b)
-            pending = [k for k in range(len(outs)) if k not in acked]
-            ack_some(rng.sample(pending, rng.randint(0, len(pending))))
-        for b in j.flush_all():
-            take(b)
-        ack_some(rng.sample([k for k in range(len(outs)) if k not in acked], len(outs) - len(acked)))
-        assert got == {cid: [line for line, _ in lines] for cid, lines in sent.items()}, f"trial {trial}"
-        assert fired == {i: 1 for i in range(n_batches)}, f"trial {trial}"
-        assert j.held == 0
+    def take(b: Batch | None) -> None:
+        if b is None:
+            return
+        origins = set()
+        for e in b.events:
+            cid = e.container_id or ""
+            for line in e.message.split("\n"):
+                pos = len(got.setdefault(cid, []))
+                got[cid].append(line)
+                origins.add(sent[cid][pos][1] if pos < len(sent[cid]) else -1)
+        outs.append((b, origins))
+
+    def ack_some(k_list: list[int]) -> None:
+        for k in k_list:
+            acked.add(k)
+            ack = outs[k][0].ack
+            assert ack is not None
+            ack()
+
+    n_batches = rng.randint(1, 30)
+    for i in range(n_batches):
+        events = []
+        for _ in range(rng.randint(0, 8)):
+            cid = rng.choice(["x", "y"])
+            line = rng.choice(VOCAB)(rng.randint(0, 99))
+            sent.setdefault(cid, []).append((line, i))
+            events.append(ev(line, cid))
+        take(j.process(Batch(events, (lambda i=i: ack_for(i)), DOCKER_JSON)))
+        if rng.random() < 0.3:
+            clock.now += rng.choice([0.5, 1.0, 3.0])
+            for b in j.flush_expired():
+                take(b)
+        pending = [k for k in range(len(outs)) if k not in acked]
+        ack_some(rng.sample(pending, rng.randint(0, len(pending))))
+    for b in j.flush_all():
+        take(b)
+    ack_some(rng.sample([k for k in range(len(outs)) if k not in acked], len(outs) - len(acked)))
+    assert got == {cid: [line for line, _ in lines] for cid, lines in sent.items()}, f"trial {trial}"
+    assert fired == {i: 1 for i in range(n_batches)}, f"trial {trial}"
+    assert j.held == 0
 
 
 async def _collect_until(out: list[Batch], n: int, timeout: float = 5.0) -> None:
