@@ -182,7 +182,7 @@ class Alertmanager(System):
                  "--cluster.settle-timeout=2s"], stdout=log, stderr=subprocess.STDOUT))
             self.procs[-1].log_path = log.name  # type: ignore[attr-defined]
             self.addresses.append(f"127.0.0.1:{web[i]}")
-        for a, p in zip(self.addresses, self.procs):
+        for a, p in zip(self.addresses, self.procs, strict=True):
             wait_ready(f"http://{a}/-/ready", p)
         time.sleep(3)  # settle (the gossip pair forms)
 
@@ -217,7 +217,7 @@ class Hostwatch(System):
                  "--log.level=warn"], stdout=log, stderr=subprocess.STDOUT, cwd=REPO))
             self.procs[-1].log_path = log.name  # type: ignore[attr-defined]
             self.addresses.append(f"127.0.0.1:{port}")
-        for a, p in zip(self.addresses, self.procs):
+        for a, p in zip(self.addresses, self.procs, strict=True):
             wait_ready(f"http://{a}/-/ready", p)
 
     def victim(self, kill: str) -> int:
@@ -282,10 +282,6 @@ def failover(sys_: System, rec: Receiver, path: str, groups: int, group_wait: fl
         if key in first:
             lat.append(first[key] - (posted[(g * 3) // 99] + group_wait))
     lat.sort()
-    if os.environ.get("BENCH_DEBUG"):
-        print("missed:", [g for g in range(groups) if f'{{}}:{{alertname="HA{g:04d}"}}' not in first][:20],
-              "slow:", [(k, round(first[k] - min(posted.values()), 2)) for k in first
-                        if first[k] - min(posted.values()) > group_wait + 3][:10])
     return {"sent": sum(counts.values()), "duplicates": sum(c - 1 for c in counts.values()),
             "missed": groups - len(counts), "p50": statistics.median(lat) if lat else float("nan"),
             "p99": lat[int(len(lat) * 0.99) - 1] if lat else float("nan"), "victim": victim}

@@ -1,7 +1,8 @@
 """The event shape in Kafka: one ECS JSON document per record (README "Log events").
 
 {"@timestamp": "2026-12-01T08:00:00.123456789Z", "message": "...",
- "event": {"id": "...", "created": "...", "sequence": 1796112000123456789}, "input": {"type": "docker_json"}, "stream": "stdout",
+ "event": {"id": "...", "created": "...", "sequence": 1796112000123456789},
+ "input": {"type": "docker_json"}, "stream": "stdout",
  "log": {"level": "err", "file": {"path": "..."}, "offset": 1234},
  "container": {"id": "...", "name": "web", "image": {"name": "busybox"}, "labels": {"app": "web"}},
  "host": {"name": "node-1"}}

@@ -65,7 +65,8 @@ class Shipper:
         self.host_name = config.host_name or socket.gethostname()
         self.sources: list[Source] = list(sources) if sources is not None else build_sources(config, self.metrics)
         self.enricher = Enricher(state_root_dir or state_root(), docker_root)
-        self.multiline = Multiline(config.multiline, self._push) if config.multiline.enabled else None
+        self.multiline = (Multiline(config.multiline, self._push, max_message_bytes=config.max_message_bytes)
+                          if config.multiline.enabled else None)
         self.buffer: Buffer | None = None
         self.sink: KafkaSink | None = None
         self._started: list[Source] = []

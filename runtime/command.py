@@ -1,4 +1,5 @@
-"""Argument parsing for the runtime verbs: run, ps, inspect, logs, stop, kill, rm, rootfs."""
+"""Argument parsing for the runtime verbs: run, ps, inspect, logs, stop, kill, rm, diff, commit, and the
+image verbs images, rootfs, import, rmi."""
 
 from __future__ import annotations
 
@@ -48,6 +49,9 @@ def _run(a: argparse.Namespace) -> int:
         cpus=a.cpus, cpu_shares=a.cpu_shares, memory=a.memory, pids_limit=a.pids_limit,
         cpuset_cpus=a.cpuset_cpus, hostname=a.hostname, env=a.env or [], labels=a.label or [],
         rootfs=a.rootfs, net=a.net, log_driver=a.log_driver, log_opts=a.log_opt or [],
+        image=a.image, read_only=a.read_only, privileged=a.privileged, cap_add=a.cap_add or [],
+        cap_drop=a.cap_drop or [], security_opt=a.security_opt or [], tmpfs=a.tmpfs or [], user=a.user,
+        group_add=a.group_add or [], ulimits=a.ulimit or [],
     )
     try:
         return run(opts, _store(), _cgroups())
@@ -66,11 +70,62 @@ def _signal_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid signal: {text}") from None
 
 
-def _rootfs(a: argparse.Namespace) -> int:
-    from runtime.rootfs import build_busybox_rootfs
+def _images():  # type: ignore[no-untyped-def]
+    from hostwatch.core.paths import image_root
+    from runtime.images import ImageStore
 
-    print(build_busybox_rootfs(Path(a.dest)))
-    return 0
+    return ImageStore(image_root())
+
+
+def _verbs():  # type: ignore[no-untyped-def]
+    from runtime import image_verbs
+
+    return image_verbs
+
+
+def _register_images(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("images", help="list images")
+    p.add_argument("-q", "--quiet", action="store_true", help="only print ids")
+    p.set_defaults(func=lambda a: _verbs().images(_images(), a.quiet))
+
+    p = sub.add_parser("rootfs", help="build a busybox root filesystem (Debian's busybox-static) and its image")
+    p.add_argument("dest", nargs="?", help="directory to build into (default: a layer of the image store)")
+    p.add_argument("--name", default="busybox", help="image to register it as, unless it exists (default: busybox)")
+    p.set_defaults(func=lambda a: _verbs().rootfs(_images(), a.dest, a.name))
+
+    p = sub.add_parser("import", help="create an image from a filesystem tarball (as `docker export` writes)")
+    p.add_argument("file", help="FILE.tar, FILE.tar.gz, .tar.bz2 or .tar.xz")
+    p.add_argument("name", help="image name[:tag]")
+    p.set_defaults(func=lambda a: _verbs().import_(_images(), a.file, a.name))
+
+    p = sub.add_parser("commit", help="create an image from a container's changes, on top of its image")
+    p.add_argument("container")
+    p.add_argument("name", help="image name[:tag]")
+    p.set_defaults(func=lambda a: _verbs().commit(_store(), _images(), a.container, a.name))
+
+    p = sub.add_parser("rmi", help="remove images (their layers, unless another image or a container uses them)")
+    p.add_argument("-f", "--force", action="store_true", help="untag even when a container uses the image")
+    p.add_argument("images", nargs="+")
+    p.set_defaults(func=lambda a: _verbs().rmi(_store(), _images(), a.images, a.force))
+
+    p = sub.add_parser("diff", help="list a container's changes to its image: A added, C changed, D deleted")
+    p.add_argument("container")
+    p.set_defaults(func=lambda a: _verbs().diff(_store(), a.container))
+
+
+def _register_confinement(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--image", help="image to run (hostwatch images); its layers under the container's own")
+    p.add_argument("--read-only", action="store_true", help="mount the container's root filesystem read-only")
+    p.add_argument("--privileged", action="store_true",
+                   help="every capability, no seccomp, no masked paths, all devices")
+    p.add_argument("--cap-add", action="append", metavar="CAP", help="add a capability (NAME, CAP_NAME or ALL)")
+    p.add_argument("--cap-drop", action="append", metavar="CAP", help="drop a capability (NAME, CAP_NAME or ALL)")
+    p.add_argument("--security-opt", action="append", metavar="OPT",
+                   help="seccomp=unconfined|PROFILE.json, no-new-privileges")
+    p.add_argument("--tmpfs", action="append", metavar="PATH[:OPTS]", help="mount a tmpfs (rw,noexec,nosuid,nodev)")
+    p.add_argument("-u", "--user", help="UID[:GID] or NAME[:GROUP] to run as")
+    p.add_argument("--group-add", action="append", metavar="GROUP", help="additional group to join")
+    p.add_argument("--ulimit", action="append", metavar="NAME=SOFT[:HARD]", help="resource limit, e.g. nofile=64")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -93,6 +148,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="network mode (default: none)")
     p.add_argument("--log-driver", default="json-file", choices=LOG_DRIVERS, help="log driver")
     p.add_argument("--log-opt", action="append", metavar="K=V", help="log driver option")
+    _register_confinement(p)
     p.add_argument("--help", action="help", help="show this help message and exit")
     p.add_argument("command", nargs=argparse.REMAINDER, help="command and arguments, after --")
     p.set_defaults(func=_run)
@@ -100,11 +156,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("ps", help="list containers")
     p.add_argument("-a", "--all", action="store_true", help="show all containers (default: running)")
     p.add_argument("-q", "--quiet", action="store_true", help="only print ids")
-    p.set_defaults(func=lambda a: _manage().ps(_store(), a.all, a.quiet))
+    p.add_argument("-s", "--size", action="store_true", help="show the writable layer's size (and the image's)")
+    p.set_defaults(func=lambda a: _manage().ps(_store(), a.all, a.quiet, a.size))
 
     p = sub.add_parser("inspect", help="print containers' details as JSON")
+    p.add_argument("-s", "--size", action="store_true", help="add SizeRw and SizeRootFs")
     p.add_argument("containers", nargs="+")
-    p.set_defaults(func=lambda a: _manage().inspect(_store(), a.containers))
+    p.set_defaults(func=lambda a: _manage().inspect(_store(), a.containers, a.size))
 
     p = sub.add_parser("logs", help="print a container's logs (json-file driver)")
     p.add_argument("-f", "--follow", action="store_true", help="follow log output")
@@ -127,6 +185,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("containers", nargs="+")
     p.set_defaults(func=lambda a: _manage().rm(_store(), _cgroups(), a.containers, a.force))
 
-    p = sub.add_parser("rootfs", help="build a busybox root filesystem from Debian's busybox-static")
-    p.add_argument("dest", help="directory to build into")
-    p.set_defaults(func=_rootfs)
+    _register_images(sub)

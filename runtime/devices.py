@@ -59,6 +59,7 @@ def rules(privileged: bool) -> tuple[Rule, ...]:
 
 # What Docker leaves out when it gives a privileged container the host's devices (oci.HostDevices)
 _SKIP_DIRS = ("pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev")
+_SKIP_NODES = ("ptmx", "console")  # the container's own: pts/ptmx of its devpts instance; no console
 
 
 def copy_host_devices(dev: str, host: str = "/dev") -> None:
@@ -68,6 +69,8 @@ def copy_host_devices(dev: str, host: str = "/dev") -> None:
         if rel == ".":
             dirnames[:] = [d for d in dirnames if d not in _SKIP_DIRS]
         for name in filenames:
+            if rel == "." and name in _SKIP_NODES:
+                continue
             src = os.path.join(dirpath, name)
             try:
                 st = os.lstat(src)

@@ -15,6 +15,8 @@ from hostwatch.core.containers import ContainerState
 from hostwatch.core.timefmt import parse_rfc3339
 from runtime import logs as logfile
 from runtime.cgroups import CgroupError, Cgroups
+from runtime.images import ImageStore
+from runtime.layers import human_size
 from runtime.removal import remove_container
 from runtime.state import StateError, StateStore, process_gone
 
@@ -35,7 +37,20 @@ def _status_text(s: ContainerState, now: float) -> str:
     return s.status.capitalize()
 
 
-def ps(store: StateStore, show_all: bool, quiet: bool) -> int:
+def _images() -> ImageStore:
+    from hostwatch.core.paths import image_root
+
+    return ImageStore(image_root())
+
+
+def _size_text(s: ContainerState, images: ImageStore) -> str:
+    from runtime.image_verbs import sizes
+
+    rw, rootfs = sizes(s, images)
+    return f"{human_size(rw)} (virtual {human_size(rootfs)})"
+
+
+def ps(store: StateStore, show_all: bool, quiet: bool, size: bool = False) -> int:
     now = time.time()
     rows = [s for s in store.list() if show_all or s.status == "running"]
     rows.sort(key=lambda s: s.created, reverse=True)
@@ -43,22 +58,33 @@ def ps(store: StateStore, show_all: bool, quiet: bool) -> int:
         for s in rows:
             print(s.short_id)
         return 0
-    table = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES")]
+    header = ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES")
+    table = [(*header, "SIZE") if size else header]
+    images = _images() if size else None
     for s in rows:
         cmd = " ".join(s.command)
         cmd = f'"{cmd[:20]}…"' if len(cmd) > 20 else f'"{cmd}"'
         created = f"{ago(now - (parse_rfc3339(s.created) or now))} ago"
-        table.append((s.short_id, s.image, cmd, created, _status_text(s, now), s.name))
+        row = (s.short_id, s.image, cmd, created, _status_text(s, now), s.name)
+        table.append((*row, _size_text(s, images)) if images is not None else row)
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
     for r in table:
         print("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     return 0
 
 
-def inspect_doc(s: ContainerState) -> dict[str, Any]:
-    """Docker's `inspect` shape for the fields users and tools script against."""
+def graph_driver(s: ContainerState) -> dict[str, Any] | None:
+    if not s.upper_dir:
+        return None
+    return {"Name": "overlay2", "Data": {"LowerDir": ":".join(s.lower_dirs), "UpperDir": s.upper_dir,
+                                          "MergedDir": s.merged_dir, "WorkDir": s.work_dir}}
+
+
+def inspect_doc(s: ContainerState, images: ImageStore | None = None) -> dict[str, Any]:
+    """Docker's `inspect` shape for the fields users and tools script against; with `images`, the
+    sizes (`inspect --size`) too."""
     zero = "0001-01-01T00:00:00Z"
-    return {
+    doc: dict[str, Any] = {
         "Id": s.id,
         "Created": s.created,
         "Path": s.command[0] if s.command else "",
@@ -74,14 +100,16 @@ def inspect_doc(s: ContainerState) -> dict[str, Any]:
             "StartedAt": s.started or zero,
             "FinishedAt": s.finished or zero,
         },
-        "Image": s.image,
+        "Image": f"sha256:{s.image_id}" if s.image_id else s.image,
         "LogPath": s.log_path,
+        "GraphDriver": graph_driver(s),
         "Config": {
             "Hostname": s.hostname,
             "Image": s.image,
             "Labels": s.labels,
             "Env": s.env,
             "Cmd": s.command,
+            "User": s.user,
         },
         "HostConfig": {
             "Memory": s.limits.memory or 0,
@@ -93,18 +121,33 @@ def inspect_doc(s: ContainerState) -> dict[str, Any]:
             "AutoRemove": s.auto_remove,
             "Binds": [f"{v['host']}:{v['container']}" + (":ro" if v.get("ro") else "") for v in s.volumes],
             "LogConfig": {"Type": s.log_driver, "Config": s.log_opts},
+            "CapAdd": s.cap_add or None,
+            "CapDrop": s.cap_drop or None,
+            "Privileged": s.privileged,
+            "SecurityOpt": s.security_opt or None,
+            "ReadonlyRootfs": s.read_only,
+            "Tmpfs": s.tmpfs or None,
+            "GroupAdd": s.group_add or None,
+            "Ulimits": s.ulimits or None,
         },
         "NetworkSettings": {"IPAddress": str(s.network.get("ip", "")).split("/")[0]},
         "HostwatchCgroup": s.cgroup,
         "HostwatchLogDropped": s.log_dropped,
+        "HostwatchCapabilities": s.capabilities,
     }
+    if images is not None:
+        from runtime.image_verbs import sizes
+
+        doc["SizeRw"], doc["SizeRootFs"] = sizes(s, images)
+    return doc
 
 
-def inspect(store: StateStore, refs: list[str]) -> int:
+def inspect(store: StateStore, refs: list[str], size: bool = False) -> int:
     docs, code = [], 0
+    images = _images() if size else None
     for ref in refs:
         try:
-            docs.append(inspect_doc(store.resolve(ref)))
+            docs.append(inspect_doc(store.resolve(ref), images))
         except StateError as e:
             print(f"Error: {e}", file=sys.stderr)
             code = 1

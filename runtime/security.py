@@ -11,10 +11,11 @@ from typing import Any
 
 from runtime import seccomp
 
+RLIMIT_LOCKS = 10  # linux/resource.h; Python's resource module does not name it
 # go-units ulimit names -> resource module constants
 ULIMITS = {
     "as": resource.RLIMIT_AS, "core": resource.RLIMIT_CORE, "cpu": resource.RLIMIT_CPU,
-    "data": resource.RLIMIT_DATA, "fsize": resource.RLIMIT_FSIZE, "locks": 10,  # RLIMIT_LOCKS: not in the resource module
+    "data": resource.RLIMIT_DATA, "fsize": resource.RLIMIT_FSIZE, "locks": RLIMIT_LOCKS,
     "memlock": resource.RLIMIT_MEMLOCK, "msgqueue": resource.RLIMIT_MSGQUEUE, "nice": resource.RLIMIT_NICE,
     "nofile": resource.RLIMIT_NOFILE, "nproc": resource.RLIMIT_NPROC, "rss": resource.RLIMIT_RSS,
     "rtprio": resource.RLIMIT_RTPRIO, "rttime": resource.RLIMIT_RTTIME,

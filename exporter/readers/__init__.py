@@ -5,7 +5,8 @@ rule; nothing else in the exporter branches on the cgroup version.
 
 - base: the value types and the `CgroupReader` interface;
 - tree: the hierarchy walk, membership and PSI parsing both versions share;
-- v1, v2: the two readers; procfs: /proc; fsread: the file primitives all of them read through.
+- v1, v2: the two readers; procfs: /proc; mounts: filesystems, devices, writable layers;
+- fsread: the file primitives all of them read through; fdcache: the files kept open across scrapes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from exporter.readers.base import (
     CgroupReader,
     CpuStats,
-    IoCounters,
+    IoStats,
     MemoryStats,
     PidsStats,
     Pressure,
@@ -29,7 +30,7 @@ from hostwatch.core.paths import CGROUP_ROOT, PROC_ROOT
 __all__ = [
     "CgroupReader",
     "CpuStats",
-    "IoCounters",
+    "IoStats",
     "MemoryStats",
     "PidsStats",
     "Pressure",

@@ -5,12 +5,13 @@ cgroup path relative to each hierarchy root ("/" for the root cgroup, "/hostwatc
 container) and return small value objects. A method raises OSError/ValueError when a file it needs is
 missing or malformed (the collector counts that and drops the series); files the kernel may
 legitimately lack (memory.peak before 5.19, swap accounting off, anything under the root cgroup) come
-back as None instead.
+back as None instead. The files a scrape reads again are kept open and re-read with pread
+(`readers.fdcache`); `forget` closes those of cgroups that are gone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -25,9 +26,12 @@ class CpuStats:
     per_cpu_ns: list[int] | None = None  # v1 only (cpuacct.usage_percpu)
     user_ns: int | None = None
     system_ns: int | None = None
+    # CFS bandwidth (cpu.stat), read only when asked for: cAdvisor reports it only under a quota.
     periods: int | None = None
     throttled_periods: int | None = None
     throttled_ns: int | None = None
+    burst_periods: int | None = None  # nr_bursts, kernel >= 5.14
+    burst_ns: int | None = None
 
 
 @dataclass(slots=True)
@@ -44,6 +48,15 @@ class MemoryStats:
     pgmajfault: int | None = None
     hierarchy_pgfault: int | None = None
     hierarchy_pgmajfault: int | None = None
+    kernel: int | None = None  # v1 memory.kmem.usage_in_bytes; v2 memory.stat "kernel" (>= 5.18)
+    active_file: int | None = None
+    inactive_file: int | None = None
+    file_dirty: int | None = None
+    file_writeback: int | None = None
+    pgscan: int | None = None  # v2 only, like the rest below
+    pgsteal: int | None = None
+    refault_file: int | None = None
+    refault_anon: int | None = None
     events: dict[str, int] = field(default_factory=dict)  # v2 memory.events
 
 
@@ -55,14 +68,37 @@ class SpecStats:
     memory_limit: int | None = None  # None = unlimited
     memory_swap_limit: int | None = None
     memory_reservation: int | None = None
+    pids_limit: int | None = None  # None = unlimited ("max"), or no pids controller here
+
+
+Table = dict[str, dict[str, int]]  # "major:minor" -> operation (Read, Write, ...) -> value
 
 
 @dataclass(slots=True)
-class IoCounters:
-    read_bytes: int = 0
-    write_bytes: int = 0
-    reads: int = 0
-    writes: int = 0
+class IoStats:
+    """Block I/O per device, in the layout of the kernel's files (and of cAdvisor's DiskIo): each table
+    maps "major:minor" to its operations. v1 fills the tables its kernel has files for (CFQ's
+    blkio.io_merged_recursive & co. exist only before 5.0, or with BFQ's debug statistics); v2's
+    io.stat gives service bytes, serviced and, with iocost, the cost tables ("Count")."""
+
+    service_bytes: Table = field(default_factory=dict)
+    serviced: Table = field(default_factory=dict)
+    merged: Table = field(default_factory=dict)
+    sectors: Table = field(default_factory=dict)
+    service_time: Table = field(default_factory=dict)  # nanoseconds
+    queued: Table = field(default_factory=dict)
+    cost_usage: Table = field(default_factory=dict)  # microseconds
+    cost_wait: Table = field(default_factory=dict)
+    cost_indebt: Table = field(default_factory=dict)
+    cost_indelay: Table = field(default_factory=dict)
+
+    def totals(self) -> tuple[int, int]:
+        """(bytes read, bytes written) over every device."""
+        rd = wr = 0
+        for ops in self.service_bytes.values():
+            rd += ops.get("Read", 0)
+            wr += ops.get("Write", 0)
+        return rd, wr
 
 
 @dataclass(slots=True)
@@ -88,22 +124,36 @@ class CgroupReader(Protocol):
 
     def exists(self, cg: str) -> bool: ...
 
-    def created(self, cg: str) -> float | None: ...
+    def created(self, cg: str) -> float | None:
+        """When the cgroup appeared, as cAdvisor dates a raw cgroup (the directory's mtime)."""
+        ...
 
     def procs(self, cg: str) -> list[int]: ...
 
-    def cpu(self, cg: str, per_cpu: bool) -> CpuStats: ...
+    def threads(self, cg: str) -> list[int]:
+        """The thread IDs of the tasks directly in this cgroup."""
+        ...
+
+    def cpu(self, cg: str, per_cpu: bool, cfs: bool = True) -> CpuStats: ...
 
     def memory(self, cg: str) -> MemoryStats: ...
 
     def spec(self, cg: str) -> SpecStats: ...
 
-    def io(self, cg: str) -> dict[str, IoCounters]: ...
+    def io(self, cg: str) -> IoStats: ...
 
     def pids(self, cg: str) -> PidsStats: ...
+
+    def pids_current(self, cg: str) -> int | None: ...
 
     def pressure(self, cg: str) -> dict[str, Pressure]: ...
 
     def oom_kills(self, cg: str) -> int | None: ...
 
     def has_pressure(self) -> bool: ...
+
+    def forget(self, live: Container[str]) -> None:
+        """Close the kept files of every cgroup not in `live`."""
+        ...
+
+    def close(self) -> None: ...

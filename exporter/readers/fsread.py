@@ -2,8 +2,9 @@
 
 Every function raises OSError when the file is missing or unreadable; callers decide whether that
 is an error to count or an optional feature. Readers call them through this module
-(`fsread.read_bytes(...)`), so every file operation a scrape makes passes through one of the four
-names read_bytes, listdir, readlink and scandir (bench/exporter_scrape.py wraps them to record one).
+(`fsread.read_bytes(...)`), or through a `readers.fdcache.FdCache` for the files kept open, so every
+file operation a scrape makes passes through read_bytes, listdir, readlink, scandir or FdCache.read
+(bench/exporter_scrape.py wraps them to record one). statvfs is here so tests can stand in for it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ _O_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 listdir = os.listdir
 readlink = os.readlink
 scandir = os.scandir
+statvfs = os.statvfs
 
 
 def read_bytes(path: str) -> bytes:
@@ -55,3 +57,13 @@ def read_int_or_max(path: str) -> int | None:
 def read_flat_keyed(path: str) -> dict[str, int]:
     """`key value` lines (memory.stat, cpu.stat, cpuacct.stat, memory.events, memory.oom_control)."""
     return parse_flat_keyed(read_bytes(path))
+
+
+def parse_kv(data: bytes) -> dict[bytes, bytes]:
+    """A flat-keyed file's `key value` lines as raw bytes (int() takes them as they are); the fast
+    path of parse_flat_keyed for the files read on every scrape."""
+    parts = data.split()
+    if len(parts) % 2:
+        return {k.encode(): str(v).encode() for k, v in parse_flat_keyed(data).items()}
+    it = iter(parts)
+    return dict(zip(it, it, strict=True))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 
 from exporter.readers import fsread
 from exporter.readers.base import Pressure
+from exporter.readers.fdcache import FdCache
 from hostwatch.core.cgroupfs import parse_procs
 from hostwatch.core.cgroupfs.files import PROCS
 
@@ -42,9 +43,13 @@ def walk_tree(base: str) -> Iterator[str]:
 
 class TreeMembership:
     """The part of a reader that is the same on v1 and v2: which cgroups exist, since when, and
-    their processes, all from one directory tree (`membership_root`)."""
+    their processes and threads, all from one directory tree (`membership_root`); and the kept
+    files (`files`) every read goes through."""
 
     membership_root: str
+    files: FdCache
+    threads_file: str  # v1 "tasks", v2 "cgroup.threads"
+    dated_file: str  # a file whose mtime dates the cgroup: v1 cgroup.clone_children, v2 cgroup.events
 
     def walk(self) -> Iterator[str]:
         return walk_tree(self.membership_root)
@@ -53,20 +58,35 @@ class TreeMembership:
         return os.path.isdir(join(self.membership_root, cg))
 
     def created(self, cg: str) -> float | None:
-        try:
-            return os.stat(join(self.membership_root, cg)).st_ctime
-        except OSError:
-            return None
+        """The lower of the directory's and `dated_file`'s mtime, as cAdvisor dates a raw cgroup (a
+        directory's own mtime moves when a child cgroup is made in it)."""
+        base = join(self.membership_root, cg)
+        times = []
+        for path in (base, f"{base}/{self.dated_file}"):
+            try:
+                times.append(os.stat(path).st_mtime)
+            except OSError:
+                continue
+        return min(times) if times else None
 
     def procs(self, cg: str) -> list[int]:
-        return parse_procs(fsread.read_bytes(f"{join(self.membership_root, cg)}/{PROCS}"))
+        return parse_procs(self.files.read(cg, f"{join(self.membership_root, cg)}/{PROCS}"))
+
+    def threads(self, cg: str) -> list[int]:
+        return parse_procs(self.files.read(cg, f"{join(self.membership_root, cg)}/{self.threads_file}"))
+
+    def forget(self, live: Container[str]) -> None:
+        self.files.sweep(live)
+
+    def close(self) -> None:
+        self.files.close()
 
 
-def parse_pressure(path: str) -> Pressure:
+def parse_pressure(data: bytes) -> Pressure:
     """`some avg10=.. avg60=.. avg300=.. total=N` and `full ...` (PSI, Documentation/accounting/psi.rst)."""
     some = 0
     full: int | None = None
-    for line in fsread.read_bytes(path).split(b"\n"):
+    for line in data.split(b"\n"):
         if not line:
             continue
         kind, _, rest = line.partition(b" ")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 
 from exporter.readers import fsread
-from exporter.readers.base import CpuStats, IoCounters, MemoryStats, PidsStats, Pressure, SpecStats
+from exporter.readers.base import CpuStats, IoStats, MemoryStats, PidsStats, Pressure, SpecStats, Table
+from exporter.readers.fdcache import FdCache
 from exporter.readers.tree import TreeMembership, join, parse_pressure
 from hostwatch.core.cgroupfs import CgroupError, Layout, detect
 from hostwatch.core.cgroupfs.files import (
@@ -36,6 +37,17 @@ from hostwatch.core.cgroupfs.files import (
 )
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+MEMORY_KMEM_USAGE = "memory.kmem.usage_in_bytes"
+TASKS = "tasks"
+CLONE_CHILDREN = "cgroup.clone_children"
+# blkio tables beyond the throttle layer's bytes and ios, in the order runc prefers them: BFQ's debug
+# statistics (CONFIG_BFQ_CGROUP_DEBUG), then CFQ's (kernels before 5.0). Most kernels have neither.
+BLKIO_EXTRA = {
+    "merged": ("blkio.bfq.io_merged_recursive", "blkio.io_merged_recursive"),
+    "sectors": ("blkio.bfq.sectors_recursive", "blkio.sectors_recursive"),
+    "service_time": ("blkio.bfq.io_service_time_recursive", "blkio.io_service_time_recursive"),
+    "queued": ("blkio.bfq.io_queued_recursive", "blkio.io_queued_recursive"),
+}
 
 
 def _opt_int(path: str) -> int | None:
@@ -45,8 +57,29 @@ def _opt_int(path: str) -> int | None:
         return None
 
 
+def parse_blkio(data: bytes, table: Table) -> None:
+    """`major:minor Op value` lines (or `major:minor value`, op "", for sectors) into `table`; the
+    closing `Total N` line is skipped."""
+    for line in data.split(b"\n"):
+        parts = line.split()
+        n = len(parts)
+        if n == 3:
+            dev, op, value = parts
+        elif n == 2 and parts[0] != b"Total":
+            dev, value = parts
+            op = b""
+        else:
+            continue
+        ops = table.get(dev.decode())
+        if ops is None:
+            ops = table[dev.decode()] = {}
+        ops[op.decode()] = int(value)
+
+
 class V1Reader(TreeMembership):
     version = 1
+    threads_file = TASKS
+    dated_file = CLONE_CHILDREN
 
     @staticmethod
     def controller_dirs(root: str) -> dict[str, str]:
@@ -56,9 +89,10 @@ class V1Reader(TreeMembership):
         except CgroupError:
             return {}
 
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, files: FdCache | None = None) -> None:
         root = str(layout.root)
         self.root = root
+        self.files = FdCache() if files is None else files
         dirs = {c: str(path) for c, path in layout.controllers.items()}
         missing = os.path.join(root, ".missing-controller")
         self._cpu = dirs.get("cpu", missing)
@@ -72,50 +106,78 @@ class V1Reader(TreeMembership):
         self._unified = None if layout.unified is None else str(layout.unified)
         self._psi_unified = self._unified is not None and os.path.exists(f"{self._unified}/{PRESSURE['cpu']}")
         self._psi_v1 = os.path.exists(f"{self._cpu}/{PRESSURE['cpu']}")  # kernel booted with psi=1
+        # Every cgroup of a hierarchy has the same files: which extra blkio tables exist is known once.
+        self._blkio_extra = {}
+        for kind, names in BLKIO_EXTRA.items():
+            found = next((n for n in names if os.path.exists(f"{self._blkio}/{n}")), None)
+            if found is not None:
+                self._blkio_extra[kind] = found
 
-    def cpu(self, cg: str, per_cpu: bool) -> CpuStats:
+    def cpu(self, cg: str, per_cpu: bool, cfs: bool = True) -> CpuStats:
         acct = join(self._cpuacct, cg)
+        read = self.files.read
         out = CpuStats()
         if per_cpu:
-            out.per_cpu_ns = [int(x) for x in fsread.read_bytes(f"{acct}/{CPUACCT_USAGE_PERCPU}").split()]
+            out.per_cpu_ns = [int(x) for x in read(cg, f"{acct}/{CPUACCT_USAGE_PERCPU}").split()]
             out.usage_ns = sum(out.per_cpu_ns)
         else:
-            out.usage_ns = fsread.read_int(f"{acct}/{CPUACCT_USAGE}")
-        ticks = fsread.read_flat_keyed(f"{acct}/{CPUACCT_STAT}")
-        if "user" in ticks:
-            out.user_ns = ticks["user"] * 1_000_000_000 // _CLK_TCK
-        if "system" in ticks:
-            out.system_ns = ticks["system"] * 1_000_000_000 // _CLK_TCK
-        stat = fsread.read_flat_keyed(f"{join(self._cpu, cg)}/{CPU_STAT}")
-        out.periods = stat.get("nr_periods")
-        out.throttled_periods = stat.get("nr_throttled")
-        out.throttled_ns = stat.get("throttled_time")
+            out.usage_ns = int(read(cg, f"{acct}/{CPUACCT_USAGE}"))
+        ticks = fsread.parse_kv(read(cg, f"{acct}/{CPUACCT_STAT}"))
+        user = ticks.get(b"user")
+        system = ticks.get(b"system")
+        if user is not None:
+            out.user_ns = int(user) * 1_000_000_000 // _CLK_TCK
+        if system is not None:
+            out.system_ns = int(system) * 1_000_000_000 // _CLK_TCK
+        if cfs:
+            stat = fsread.parse_kv(read(cg, f"{join(self._cpu, cg)}/{CPU_STAT}"))
+            out.periods = int(stat.get(b"nr_periods", 0))
+            out.throttled_periods = int(stat.get(b"nr_throttled", 0))
+            out.throttled_ns = int(stat.get(b"throttled_time", 0))
+            out.burst_periods = int(stat.get(b"nr_bursts", 0))
+            out.burst_ns = int(stat.get(b"burst_time", 0))
         return out
 
     def memory(self, cg: str) -> MemoryStats:
         base = join(self._memory, cg)
-        stat = fsread.read_flat_keyed(f"{base}/{MEMORY_STAT}")
-        usage = fsread.read_int(f"{base}/{MEMORY_USAGE}")
-        inactive = stat.get("total_inactive_file", 0)
+        files = self.files
+        stat = fsread.parse_kv(files.read(cg, f"{base}/{MEMORY_STAT}"))
+        usage = int(files.read(cg, f"{base}/{MEMORY_USAGE}"))
+        get = stat.get
+        inactive = int(get(b"total_inactive_file", 0))
+        max_usage = files.read_optional(cg, f"{base}/{MEMORY_MAX_USAGE}")
+        failcnt = files.read_optional(cg, f"{base}/{MEMORY_FAILCNT}")
+        kmem = files.read_optional(cg, f"{base}/{MEMORY_KMEM_USAGE}")
         return MemoryStats(
             usage=usage,
             working_set=max(0, usage - inactive),
-            rss=stat.get("total_rss"),
-            cache=stat.get("total_cache"),
-            mapped_file=stat.get("total_mapped_file"),
-            swap=stat.get("total_swap"),
-            max_usage=_opt_int(f"{base}/{MEMORY_MAX_USAGE}"),
-            failcnt=_opt_int(f"{base}/{MEMORY_FAILCNT}"),
-            pgfault=stat.get("pgfault"),
-            pgmajfault=stat.get("pgmajfault"),
-            hierarchy_pgfault=stat.get("total_pgfault"),
-            hierarchy_pgmajfault=stat.get("total_pgmajfault"),
+            rss=_int(get(b"total_rss")),
+            cache=_int(get(b"total_cache")),
+            mapped_file=_int(get(b"total_mapped_file")),
+            swap=_int(get(b"total_swap")),
+            max_usage=None if max_usage is None else int(max_usage),
+            failcnt=None if failcnt is None else int(failcnt),
+            pgfault=_int(get(b"pgfault")),
+            pgmajfault=_int(get(b"pgmajfault")),
+            hierarchy_pgfault=_int(get(b"total_pgfault")),
+            hierarchy_pgmajfault=_int(get(b"total_pgmajfault")),
+            kernel=None if kmem is None else int(kmem),
+            active_file=_int(get(b"total_active_file")),
+            inactive_file=inactive,
+            file_dirty=_int(get(b"total_dirty")),
+            file_writeback=_int(get(b"total_writeback")),
         )
 
     def spec(self, cg: str) -> SpecStats:
         cpu = join(self._cpu, cg)
         mem = join(self._memory, cg)
         quota = fsread.read_int(f"{cpu}/{CPU_CFS_QUOTA}")
+        pids_limit = None
+        if cg != "/":  # the root pids cgroup has no pids.max
+            try:
+                pids_limit = fsread.read_int_or_max(f"{join(self._pids, cg)}/{PIDS_MAX}")
+            except (OSError, ValueError):
+                pids_limit = None
         return SpecStats(
             cpu_period=fsread.read_int(f"{cpu}/{CPU_CFS_PERIOD}"),
             cpu_quota=quota if quota > 0 else None,
@@ -123,28 +185,19 @@ class V1Reader(TreeMembership):
             memory_limit=fsread.read_int(f"{mem}/{MEMORY_LIMIT}"),
             memory_swap_limit=_opt_int(f"{mem}/{MEMORY_MEMSW_LIMIT}"),  # absent: swapaccount=0
             memory_reservation=_opt_int(f"{mem}/{MEMORY_SOFT_LIMIT}"),
+            pids_limit=pids_limit,
         )
 
-    def io(self, cg: str) -> dict[str, IoCounters]:
+    def io(self, cg: str) -> IoStats:
         base = join(self._blkio, cg)
-        out: dict[str, IoCounters] = {}
-        for fname, rd, wr in (
-            (BLKIO_SERVICE_BYTES, "read_bytes", "write_bytes"),
-            (BLKIO_SERVICED, "reads", "writes"),
-        ):
-            for line in fsread.read_bytes(f"{base}/{fname}").split(b"\n"):
-                parts = line.split()
-                if len(parts) != 3:
-                    continue  # the trailing "Total N" line, blank lines
-                dev, op, value = parts
-                if op == b"Read":
-                    attr = rd
-                elif op == b"Write":
-                    attr = wr
-                else:
-                    continue
-                counters = out.setdefault(dev.decode(), IoCounters())
-                setattr(counters, attr, int(value))
+        read = self.files.read
+        out = IoStats()
+        parse_blkio(read(cg, f"{base}/{BLKIO_SERVICE_BYTES}"), out.service_bytes)
+        parse_blkio(read(cg, f"{base}/{BLKIO_SERVICED}"), out.serviced)
+        for kind, fname in self._blkio_extra.items():
+            data = self.files.read_optional(cg, f"{base}/{fname}")
+            if data is not None:
+                parse_blkio(data, getattr(out, kind))
         return out
 
     def pids(self, cg: str) -> PidsStats:
@@ -153,26 +206,40 @@ class V1Reader(TreeMembership):
             return PidsStats(_opt_int(f"{base}/{PIDS_CURRENT}"), None)
         return PidsStats(fsread.read_int(f"{base}/{PIDS_CURRENT}"), fsread.read_int_or_max(f"{base}/{PIDS_MAX}"))
 
+    def pids_current(self, cg: str) -> int | None:
+        path = f"{join(self._pids, cg)}/{PIDS_CURRENT}"
+        if cg == "/":
+            data = self.files.read_optional(cg, path)
+            return None if data is None else int(data)
+        return int(self.files.read(cg, path))
+
     def has_pressure(self) -> bool:
         return self._psi_unified or self._psi_v1
 
     def pressure(self, cg: str) -> dict[str, Pressure]:
         out: dict[str, Pressure] = {}
+        files = self.files
         if self._psi_v1:
             dirs = {"cpu": self._cpu, "memory": self._memory, "io": self._blkio}
             for res, fname in PRESSURE.items():
-                out[res] = parse_pressure(f"{join(dirs[res], cg)}/{fname}")
+                out[res] = parse_pressure(files.read(cg, f"{join(dirs[res], cg)}/{fname}"))
             return out
         if self._unified is None:
             return out
         base = join(self._unified, cg)
-        try:
-            out["cpu"] = parse_pressure(f"{base}/{PRESSURE['cpu']}")
-        except FileNotFoundError:
+        cpu = files.read_optional(cg, f"{base}/{PRESSURE['cpu']}")
+        if cpu is None:
             return out  # this cgroup is not mirrored in the unified hierarchy
+        out["cpu"] = parse_pressure(cpu)
         for res in ("memory", "io"):
-            out[res] = parse_pressure(f"{base}/{PRESSURE[res]}")
+            out[res] = parse_pressure(files.read(cg, f"{base}/{PRESSURE[res]}"))
         return out
 
     def oom_kills(self, cg: str) -> int | None:
-        return fsread.read_flat_keyed(f"{join(self._memory, cg)}/{MEMORY_OOM_CONTROL}").get("oom_kill")
+        data = self.files.read(cg, f"{join(self._memory, cg)}/{MEMORY_OOM_CONTROL}")
+        kills = fsread.parse_kv(data).get(b"oom_kill")
+        return None if kills is None else int(kills)
+
+
+def _int(value: bytes | None) -> int | None:
+    return None if value is None else int(value)

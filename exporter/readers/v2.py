@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 
 from exporter.readers import fsread, procfs
-from exporter.readers.base import CpuStats, IoCounters, MemoryStats, PidsStats, Pressure, SpecStats
+from exporter.readers.base import CpuStats, IoStats, MemoryStats, PidsStats, Pressure, SpecStats
+from exporter.readers.fdcache import FdCache
 from exporter.readers.tree import TreeMembership, join, parse_pressure
 from hostwatch.core.cgroupfs import weight_to_shares
 from hostwatch.core.cgroupfs.files import (
@@ -30,6 +31,16 @@ from hostwatch.core.cgroupfs.files import (
     PRESSURE,
 )
 
+CGROUP_THREADS = "cgroup.threads"
+CGROUP_EVENTS = "cgroup.events"
+# io.stat keys -> (IoStats table, operation), as runc's fs2 maps them onto v1's layout.
+_IO_KEYS = {
+    b"rbytes": ("service_bytes", "Read"), b"wbytes": ("service_bytes", "Write"),
+    b"rios": ("serviced", "Read"), b"wios": ("serviced", "Write"),
+    b"cost.usage": ("cost_usage", "Count"), b"cost.wait": ("cost_wait", "Count"),
+    b"cost.indebt": ("cost_indebt", "Count"), b"cost.indelay": ("cost_indelay", "Count"),
+}
+
 
 def _opt(fn: object, path: str) -> int | None:
     try:
@@ -38,33 +49,69 @@ def _opt(fn: object, path: str) -> int | None:
         return None
 
 
+def _int(value: bytes | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def parse_io_stat(data: bytes) -> IoStats:
+    out = IoStats()
+    for line in data.split(b"\n"):
+        dev, _, rest = line.partition(b" ")
+        if not rest:
+            continue
+        device = dev.decode()
+        for kv in rest.split():
+            key, sep, value = kv.partition(b"=")
+            where = _IO_KEYS.get(key)
+            if where is None or not sep:
+                continue
+            table = getattr(out, where[0])
+            ops = table.get(device)
+            if ops is None:
+                ops = table[device] = {}
+            ops[where[1]] = int(value)
+    return out
+
+
 class V2Reader(TreeMembership):
     version = 2
+    threads_file = CGROUP_THREADS
+    dated_file = CGROUP_EVENTS
 
-    def __init__(self, root: str, proc_root: str = "/proc") -> None:
+    def __init__(self, root: str, proc_root: str = "/proc", files: FdCache | None = None) -> None:
         self.root = root
         self.proc_root = proc_root
         self.membership_root = root
+        self.files = FdCache() if files is None else files
         self._psi = os.path.exists(f"{root}/{PRESSURE['cpu']}")
 
-    def cpu(self, cg: str, per_cpu: bool) -> CpuStats:
-        stat = fsread.read_flat_keyed(f"{join(self.root, cg)}/{CPU_STAT}")
-        usage = stat.get("usage_usec")
-        user = stat.get("user_usec")
-        system = stat.get("system_usec")
-        throttled = stat.get("throttled_usec")
-        return CpuStats(
-            usage_ns=None if usage is None else usage * 1000,
-            user_ns=None if user is None else user * 1000,
-            system_ns=None if system is None else system * 1000,
-            periods=stat.get("nr_periods"),
-            throttled_periods=stat.get("nr_throttled"),
-            throttled_ns=None if throttled is None else throttled * 1000,
+    def cpu(self, cg: str, per_cpu: bool, cfs: bool = True) -> CpuStats:
+        stat = fsread.parse_kv(self.files.read(cg, f"{join(self.root, cg)}/{CPU_STAT}"))
+        get = stat.get
+        usage = get(b"usage_usec")
+        user = get(b"user_usec")
+        system = get(b"system_usec")
+        out = CpuStats(
+            usage_ns=None if usage is None else int(usage) * 1000,
+            user_ns=None if user is None else int(user) * 1000,
+            system_ns=None if system is None else int(system) * 1000,
         )
+        if cfs:
+            periods = get(b"nr_periods")
+            out.periods = _int(periods)
+            out.throttled_periods = _int(get(b"nr_throttled"))
+            throttled = get(b"throttled_usec")
+            out.throttled_ns = None if throttled is None else int(throttled) * 1000
+            out.burst_periods = _int(get(b"nr_bursts"))
+            burst = get(b"burst_usec")
+            out.burst_ns = None if burst is None else int(burst) * 1000
+        return out
 
     def memory(self, cg: str) -> MemoryStats:
         base = join(self.root, cg)
-        stat = fsread.read_flat_keyed(f"{base}/{MEMORY_STAT}")
+        files = self.files
+        stat = fsread.parse_kv(files.read(cg, f"{base}/{MEMORY_STAT}"))
+        get = stat.get
         swap: int | None
         if cg == "/":
             # The root has no memory.current/memory.swap.current: like cAdvisor (runc's
@@ -73,22 +120,38 @@ class V2Reader(TreeMembership):
             usage = info["MemTotal"] - info["MemFree"]
             swap = info.get("SwapTotal", 0) - info.get("SwapFree", 0)
             events: dict[str, int] = {}
+            peak = None
         else:
-            usage = fsread.read_int(f"{base}/{MEMORY_CURRENT}")
-            events = fsread.read_flat_keyed(f"{base}/{MEMORY_EVENTS}")
-            swap = _opt(fsread.read_int, f"{base}/{MEMORY_SWAP_CURRENT}")
+            usage = int(files.read(cg, f"{base}/{MEMORY_CURRENT}"))
+            events = {k.decode(): int(v) for k, v in fsread.parse_kv(files.read(cg, f"{base}/{MEMORY_EVENTS}")).items()}
+            swap = _int(files.read_optional(cg, f"{base}/{MEMORY_SWAP_CURRENT}"))
+            peak = _int(files.read_optional(cg, f"{base}/{MEMORY_PEAK}"))  # kernel >= 5.19
+        inactive = int(get(b"inactive_file", 0))
+        pgfault = _int(get(b"pgfault"))
+        pgmajfault = _int(get(b"pgmajfault"))
         return MemoryStats(
             usage=usage,
-            working_set=None if usage is None else max(0, usage - stat.get("inactive_file", 0)),
-            rss=stat.get("anon"),
-            cache=stat.get("file"),
-            mapped_file=stat.get("file_mapped"),
+            working_set=max(0, usage - inactive),
+            rss=_int(get(b"anon")),
+            cache=_int(get(b"file")),
+            mapped_file=_int(get(b"file_mapped")),
             swap=swap,
-            max_usage=_opt(fsread.read_int, f"{base}/{MEMORY_PEAK}"),  # kernel >= 5.19
-            pgfault=stat.get("pgfault"),
-            pgmajfault=stat.get("pgmajfault"),
-            hierarchy_pgfault=stat.get("pgfault"),
-            hierarchy_pgmajfault=stat.get("pgmajfault"),
+            max_usage=peak,
+            # v2 has no failcnt file: memory.events "max" counts the same thing (usage hit the limit).
+            failcnt=events.get("max"),
+            pgfault=pgfault,
+            pgmajfault=pgmajfault,
+            hierarchy_pgfault=pgfault,
+            hierarchy_pgmajfault=pgmajfault,
+            kernel=_int(get(b"kernel")),
+            active_file=_int(get(b"active_file")),
+            inactive_file=inactive,
+            file_dirty=_int(get(b"file_dirty")),
+            file_writeback=_int(get(b"file_writeback")),
+            pgscan=_int(get(b"pgscan")),
+            pgsteal=_int(get(b"pgsteal")),
+            refault_file=_int(get(b"workingset_refault_file")),
+            refault_anon=_int(get(b"workingset_refault_anon")),
             events=events,
         )
 
@@ -105,22 +168,11 @@ class V2Reader(TreeMembership):
             memory_limit=fsread.read_int_or_max(f"{base}/{MEMORY_MAX}"),
             memory_swap_limit=_opt(fsread.read_int_or_max, f"{base}/{MEMORY_SWAP_MAX}"),
             memory_reservation=_opt(fsread.read_int, f"{base}/{MEMORY_MIN}"),
+            pids_limit=_opt(fsread.read_int_or_max, f"{base}/{PIDS_MAX}"),
         )
 
-    def io(self, cg: str) -> dict[str, IoCounters]:
-        out: dict[str, IoCounters] = {}
-        for line in fsread.read_bytes(f"{join(self.root, cg)}/{IO_STAT}").split(b"\n"):
-            dev, _, rest = line.partition(b" ")
-            if not rest:
-                continue
-            fields = dict(kv.split(b"=", 1) for kv in rest.split() if b"=" in kv)
-            out[dev.decode()] = IoCounters(
-                read_bytes=int(fields.get(b"rbytes", 0)),
-                write_bytes=int(fields.get(b"wbytes", 0)),
-                reads=int(fields.get(b"rios", 0)),
-                writes=int(fields.get(b"wios", 0)),
-            )
-        return out
+    def io(self, cg: str) -> IoStats:
+        return parse_io_stat(self.files.read(cg, f"{join(self.root, cg)}/{IO_STAT}"))
 
     def pids(self, cg: str) -> PidsStats:
         if cg == "/":
@@ -128,14 +180,21 @@ class V2Reader(TreeMembership):
         base = self.root + cg
         return PidsStats(fsread.read_int(f"{base}/{PIDS_CURRENT}"), fsread.read_int_or_max(f"{base}/{PIDS_MAX}"))
 
+    def pids_current(self, cg: str) -> int | None:
+        if cg == "/":
+            return None
+        return int(self.files.read(cg, f"{self.root}{cg}/{PIDS_CURRENT}"))
+
     def has_pressure(self) -> bool:
         return self._psi
 
     def pressure(self, cg: str) -> dict[str, Pressure]:
         base = join(self.root, cg)
-        return {res: parse_pressure(f"{base}/{fname}") for res, fname in PRESSURE.items()}
+        read = self.files.read
+        return {res: parse_pressure(read(cg, f"{base}/{fname}")) for res, fname in PRESSURE.items()}
 
     def oom_kills(self, cg: str) -> int | None:
         if cg == "/":
             return None
-        return fsread.read_flat_keyed(f"{self.root}{cg}/{MEMORY_EVENTS}").get("oom_kill")
+        kills = fsread.parse_kv(self.files.read(cg, f"{self.root}{cg}/{MEMORY_EVENTS}")).get(b"oom_kill")
+        return None if kills is None else int(kills)

@@ -16,14 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import test_alerting_ha as ha
+from test_alerting_ha import Receiver, ReplicaFactory
 
 from peers import free_port, stop_process, wait_http
 
-from test_alerting_ha import Receiver, ReplicaFactory, alert, noida, receiver, replicas  # noqa: F401 - fixtures
+# The HA module's fixtures, shared: noida-db for the module, a webhook receiver, replicas on a fresh topic.
+noida, receiver, replicas = ha.noida, ha.receiver, ha.replicas
 
 
 class Target:
-    """A scrape target whose `hostwatch_test_value{instance_group=...}` the test sets."""
+    """A scrape target whose `hostwatch_test_value{shard=...}` values the test sets."""
 
     def __init__(self) -> None:
         self.values: dict[str, float] = {}
@@ -97,7 +100,7 @@ scrape_configs:
 
 
 def test_prometheus_alerts_two_replicas_one_notification_each_way(
-        replicas: ReplicaFactory, receiver: Receiver, prometheus_to: Any) -> None:  # noqa: F811
+        replicas: ReplicaFactory, receiver: Receiver, prometheus_to: Any) -> None:
     r1 = replicas("r1", group_wait="2s", group_interval="3s")
     r2 = replicas("r2", group_wait="2s", group_interval="3s")
     target = Target()
@@ -135,7 +138,7 @@ def amtool(url: str, *args: str) -> str:
 
 
 def test_amtool_silence_mutes_and_expiring_it_restores(replicas: ReplicaFactory,
-                                                      receiver: Receiver) -> None:  # noqa: F811
+                                                      receiver: Receiver) -> None:
     if shutil.which("amtool") is None:
         pytest.fail("amtool not installed (apt-get install prometheus-alertmanager)")
     r1 = replicas("r1", group_wait="1s", group_interval="2s")

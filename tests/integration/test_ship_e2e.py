@@ -17,7 +17,7 @@ import pytest
 from fluent import sender
 
 from hostwatch_cli import HW
-from peers import Journal, NoidaDB, Tansu, free_port, namespaced_journald, read_topic
+from peers import Journal, NoidaDB, Tansu, free_port, journald_kept_alive, namespaced_journald, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +75,7 @@ def kafka(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture(scope="module")
 def journal() -> Iterator[Journal]:
-    with namespaced_journald() as j:
+    with namespaced_journald() as j, journald_kept_alive(j):
         yield j
 
 

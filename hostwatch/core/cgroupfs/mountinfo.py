@@ -15,6 +15,9 @@ class Mount:
     mount_point: Path
     fstype: str
     super_options: tuple[str, ...]
+    source: str = ""  # the mount source: a block device (/dev/vda1), or a name (tmpfs, overlay)
+    devno: str = ""  # st_dev of the filesystem, "major:minor"
+    root: str = ""  # the directory of that filesystem mounted here ("/" unless a bind mount)
 
 
 def _unescape(field: str) -> str:
@@ -41,6 +44,9 @@ def parse_mountinfo(text: str) -> list[Mount]:
                 mount_point=Path(os.path.normpath(_unescape(fields[4]))),
                 fstype=fields[sep + 1],
                 super_options=tuple(fields[sep + 3].split(",")),
+                source=_unescape(fields[sep + 2]),
+                devno=fields[2],
+                root=_unescape(fields[3]),
             )
         )
     return mounts

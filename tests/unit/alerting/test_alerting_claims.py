@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alerting_testkit import Recorder, firing, post, replica, resolved, write_config
 
 from alerting.claims import BEAT, CLAIM, DONE, RELEASE, TAKEOVER, ClaimTable
 from alerting.clock import ManualClock
 from alerting.matchers import parse_matchers
 from alerting.replog import MemoryBroker, MemoryLog
 from alerting.silences import Silence
-
-from alerting_testkit import Recorder, firing, post, replica, resolved, write_config
 
 
 def claim(who: str, key: str = "k") -> dict[str, Any]:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from alerting_testkit import Recorder, firing, post, replica, resolved, write_config
+
 from alerting.clock import ManualClock
+from alerting.matchers import parse_matchers
 from alerting.model import format_time_ns
 from alerting.replog import MemoryBroker
 from alerting.silences import Silence
-from alerting.matchers import parse_matchers
-
-from alerting_testkit import Recorder, firing, post, replica, resolved, write_config
 
 
 def run(coro: object) -> None:

@@ -58,7 +58,8 @@ def test_hybrid_host_is_v1_with_separate_cpu_and_cpuacct(tmp_path: Path) -> None
     cg = detect(CG, write(tmp_path, HYBRID))
     assert isinstance(cg, CgroupsV1)
     assert cg.version == 1
-    assert cg.mounts == {c: CG / c for c in ("cpu", "cpuacct", "memory", "pids", "cpuset", "blkio")}
+    # the devices hierarchy too: the runtime applies Docker's device rules there
+    assert cg.mounts == {c: CG / c for c in ("cpu", "cpuacct", "memory", "pids", "cpuset", "blkio", "devices")}
     assert cg.paths("/hostwatch/x")["memory"] == CG / "memory/hostwatch/x"
 
 
@@ -67,6 +68,7 @@ def test_classic_host_with_co_mounted_cpu_cpuacct(tmp_path: Path) -> None:
     assert isinstance(cg, CgroupsV1)
     assert cg.mounts["cpu"] == cg.mounts["cpuacct"] == CG / "cpu,cpuacct"
     assert "blkio" not in cg.mounts  # not mounted on this host
+    assert "devices" not in cg.mounts
     assert len(cg.roots()) == 4
 
 

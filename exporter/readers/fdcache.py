@@ -1,0 +1,186 @@
+"""Open file descriptors kept across scrapes and read with pread: opening a kernfs file is most of
+what reading it costs (measured here: 2.3 us open/read/close against 0.5 us pread for a small cgroup
+file), so a cgroup's interface files are opened once and re-read in place.
+
+Descriptors are grouped by owner (a cgroup path) and closed when the owner vanishes (`sweep`), when a
+read says the file is gone (ENODEV after the cgroup's rmdir, ESRCH after a process exit), or when the
+cache is full (then the file is read the plain way: the cache never makes a read fail). A file the
+kernel does not have (memory.peak before 5.19, ...) is remembered as missing for `missing_ttl`
+seconds instead of being looked for on every scrape.
+
+Holding a descriptor never blocks anything: rmdir of a cgroup succeeds with its files open, and the
+next pread answers ENODEV.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import resource
+import threading
+import time
+from collections.abc import Container
+
+from exporter.readers import fsread
+
+_O_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_CHUNK = 65536
+# Errors after which a cached descriptor is stale: the file (or its process) is gone.
+_STALE = {errno.ENODEV, errno.ESRCH, errno.ENOENT, errno.EBADF}
+DEFAULT_MISSING_TTL = 30.0
+# Descriptors left to the rest of the process (sockets, logs, the shipper's files in `hostwatch up`).
+FD_RESERVE = 1024
+NR_OPEN = "/proc/sys/fs/nr_open"
+
+
+def _nr_open() -> int:
+    try:
+        with open(NR_OPEN) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 1 << 20  # the kernel's default fs.nr_open
+
+
+def raise_nofile(wanted: int) -> int:
+    """Raise RLIMIT_NOFILE towards `wanted` (capped by fs.nr_open): the soft limit up to the hard one,
+    and the hard one too where the process may (root). Returns the soft limit in force afterwards."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(wanted, _nr_open())
+    if hard != resource.RLIM_INFINITY and target > hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, target))
+            return target
+        except (ValueError, OSError):
+            target = hard
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+class FdCache:
+    def __init__(self, limit: int | None = None, missing_ttl: float = DEFAULT_MISSING_TTL) -> None:
+        """`limit`: the most descriptors to keep; None grows with need, raising RLIMIT_NOFILE as it goes."""
+        self._grows = limit is None
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.limit = max(0, soft - FD_RESERVE) if limit is None else limit
+        self.missing_ttl = missing_ttl
+        self._fds: dict[str, dict[str, int]] = {}  # owner -> path -> fd
+        self._missing: dict[str, float] = {}  # path -> monotonic time until which it counts as missing
+        self.open_count = 0
+        self._lock = threading.Lock()  # sweep and close may come from another thread than reads
+
+    def read(self, owner: str, path: str) -> bytes:
+        """The whole file; OSError (FileNotFoundError for a vanished file) as a plain read would."""
+        fds = self._fds.get(owner)
+        fd = fds.get(path) if fds is not None else None
+        if fd is not None:
+            try:
+                data = os.pread(fd, _CHUNK, 0)
+            except OSError as e:
+                if e.errno not in _STALE:
+                    raise
+                self._drop(owner, path)
+                return self._first_read(owner, path)  # recreated under the same name, or gone (raises)
+            return data if len(data) < _CHUNK else data + _rest(fd)
+        return self._first_read(owner, path)
+
+    def read_optional(self, owner: str, path: str) -> bytes | None:
+        """Like read, but None for a file that does not exist (remembered for missing_ttl seconds)."""
+        until = self._missing.get(path)
+        if until is not None:
+            if until > time.monotonic():
+                return None
+            del self._missing[path]
+        try:
+            return self.read(owner, path)
+        except FileNotFoundError:
+            self._missing[path] = time.monotonic() + self.missing_ttl
+            return None
+
+    def _first_read(self, owner: str, path: str) -> bytes:
+        if self.open_count >= self.limit and not self._grow():
+            return fsread.read_bytes(path)
+        fd = os.open(path, _O_FLAGS)
+        try:
+            data = os.pread(fd, _CHUNK, 0)
+            if len(data) == _CHUNK:
+                data += _rest(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        with self._lock:
+            fds = self._fds.get(owner)
+            if fds is None:
+                fds = self._fds[owner] = {}
+            old = fds.get(path)
+            fds[path] = fd
+            if old is None:
+                self.open_count += 1
+            else:
+                os.close(old)
+        return data
+
+    def _grow(self) -> bool:
+        """Room for more descriptors: double RLIMIT_NOFILE if the process may (False: it may not)."""
+        if not self._grows:
+            return False
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        new = raise_nofile(max(2 * soft, 2 * FD_RESERVE))
+        self.limit = max(self.limit, new - FD_RESERVE)
+        if new <= soft:
+            self._grows = False  # at the ceiling: read the rest the plain way
+        return self.open_count < self.limit
+
+    def _drop(self, owner: str, path: str) -> None:
+        with self._lock:
+            fds = self._fds.get(owner)
+            fd = fds.pop(path, None) if fds is not None else None
+            if fd is not None:
+                self.open_count -= 1
+                os.close(fd)
+
+    def forget(self, owner: str, keep: Container[str] = ()) -> None:
+        """Close the owner's descriptors, except those of the paths in `keep`."""
+        with self._lock:
+            fds = self._fds.get(owner)
+            if not fds:
+                return
+            for path in [p for p in fds if p not in keep]:
+                os.close(fds.pop(path))
+                self.open_count -= 1
+            if not fds:
+                del self._fds[owner]
+
+    def sweep(self, live: Container[str]) -> None:
+        """Close every descriptor of owners not in `live` (cgroups that vanished since last time)."""
+        with self._lock:
+            gone = [o for o in self._fds if o not in live]
+            for owner in gone:
+                for fd in self._fds.pop(owner).values():
+                    os.close(fd)
+                    self.open_count -= 1
+            if len(self._missing) > 4 * (len(self._fds) + 64):
+                now = time.monotonic()
+                self._missing = {p: t for p, t in self._missing.items() if t > now}
+
+    def owners(self) -> int:
+        return len(self._fds)
+
+    def close(self) -> None:
+        self.sweep(())
+
+
+def _rest(fd: int) -> bytes:
+    """The remainder of a file longer than one chunk (a busy root cgroup.procs)."""
+    chunks = []
+    offset = _CHUNK
+    while True:
+        more = os.pread(fd, _CHUNK, offset)
+        if not more:
+            return b"".join(chunks)
+        chunks.append(more)
+        offset += len(more)
