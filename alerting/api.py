@@ -195,6 +195,7 @@ class Api:
             return _json({"code": 400, "message": f"parsing silence body failed: {e}"}, 400)
         except SilenceError as e:
             return _error(str(e), 404 if e.not_found else 400)
+        await self.svc.durable()
         return _json({"silenceID": new_id})
 
     @staticmethod
@@ -223,6 +224,7 @@ class Api:
             self.svc.silences.expire(sid)
         except SilenceError as e:
             return _error(str(e), 404)
+        await self.svc.durable()
         return web.Response(status=200)
 
     async def status(self, request: web.Request) -> web.Response:
@@ -246,12 +248,14 @@ class Api:
         if not isinstance(body, dict):
             return _error("ack body must be an object")
         ack = self.svc.acks.ack(gid, group.key, str(body.get("createdBy", "")), str(body.get("comment", "")))
+        await self.svc.durable()
         return _json(ack.api())
 
     async def unack(self, request: web.Request) -> web.Response:
         ack = self.svc.acks.clear(request.match_info["gid"])
         if ack is None:
             return _error("no active acknowledgement for this group", 404)
+        await self.svc.durable()
         return _json(ack.api())
 
     async def get_acks(self, request: web.Request) -> web.Response:

@@ -2,19 +2,20 @@
 
 A notification is identified by (group key, receiver integration, basis = the notification-log entry
 the dedup decision was made against, epoch). Every replica that wants to send it appends a CLAIM; the
-log's order is the same for all, so the first claimant is the owner everywhere. The owner delivers
-(retrying as long as needed) while its replica heartbeat (one `member:` record every lease/4 for all of
-its claims, so the log carries O(replicas) beats, not O(claims)) keeps its claims alive; its completion
-is the notification-log entry, which names the claim (DONE). If the owner's beats stop for a lease
-(`--cluster.peer-timeout`),
-the next claimant in log order (cyclically, one lease later per place) appends a TAKEOVER and carries
-on. An owner only starts an attempt while its last confirmed beat is younger than lease/2, and ends it
-before the lease runs out, so an owner cut off from the log stops before anyone takes over: a retried
-notification is never delivered by two replicas. An owner that gives up appends RELEASE, and the next
-flush claims a new epoch. Times are each replica's own monotonic clock; no clock is compared across
-replicas (a record's `sent` is read only by its writer).
+log's order is the same for all, so the first claimant is the owner everywhere. The owner delivers,
+retrying as long as needed, while its replica heartbeat keeps its claims alive (one `member:` record
+every lease/4 renews all of them: the log carries O(replicas) beats, not O(claims)). Its completion is
+the notification-log entry, which names the claim (DONE). If the owner is silent for a lease
+(`--cluster.peer-timeout`), the next claimant in log order (cyclically, one lease later per place)
+appends a TAKEOVER and carries on. An owner starts an attempt only while its last confirmed heartbeat
+is younger than lease/2 and abandons one in flight once it is 0.9 lease old, so an owner cut off from
+the log stops before anyone takes over: a retried notification is never delivered by two replicas.
+An owner that gives up appends RELEASE, and the next flush claims a new epoch. Times are each
+replica's own monotonic clock; no clock is compared across replicas (a record's `sent` is read only
+by its writer). The one unavoidable window: an owner killed after the receiver took the notification
+but before its completion reached the log; the next owner then sends it again (with the same
+`Idempotency-Key` header, the claim id).
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -143,7 +144,8 @@ class ClaimTable:
 
     def gc(self) -> int:
         now = self.clock.monotonic()
-        old = [k for k, st in self.claims.items() if st.final and now - st.final_at > FINAL_TTL]
+        old = [k for k, st in self.claims.items() if (st.final and now - st.final_at > FINAL_TTL)
+               or (not st.final and now - self.owner_seen(st) > FINAL_TTL)]  # abandoned by every replica
         for k in old:
             st = self.claims.pop(k)
             self.epochs.pop((st.group_key, st.receiver, st.basis), None)

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from collections.abc import Callable, Sequence
 
 from alerting.settings import AlertingConfig
 from hostwatch.core.config import ConfigError, add_flags, apply_flags
@@ -14,7 +15,12 @@ from hostwatch.core.config import ConfigError, add_flags, apply_flags
 USAGE_ERROR = 125
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+SubcommandHook = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+
+def register(subparsers: argparse._SubParsersAction, subcommands: Sequence[SubcommandHook] = ()) -> None:  # type: ignore[type-arg]
+    """Adds `alerting`; each of `subcommands` may add its own `hostwatch alerting <verb>` (e.g. on-call's
+    `who-is-on-call`), setting its own `func`; without a verb, `alerting` runs the service."""
     p = subparsers.add_parser(
         "alerting",
         help="Alertmanager-compatible alert routing with HA de-duplication through Kafka",
@@ -26,6 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--log.level", dest="log_level", default="info", choices=("debug", "info", "warn", "error"),
                    help="log level (default %(default)s)")
     p.set_defaults(func=run)
+    if subcommands:
+        verbs = p.add_subparsers(dest="alerting_cmd", metavar="COMMAND", required=False)
+        for hook in subcommands:
+            hook(verbs)
 
 
 def config_from_args(args: argparse.Namespace) -> AlertingConfig:

@@ -42,6 +42,9 @@ def encode(value: Any) -> bytes:
 class ReplicatedLog(Protocol):
     async def start(self, apply: Apply) -> None: ...
     def append(self, key: str, value: dict[str, Any] | None) -> None: ...
+    async def synced(self, timeout: float) -> bool:
+        """Until everything appended so far is acknowledged by the log (False: not within `timeout`)."""
+        ...
     def reachable(self) -> bool: ...
     def caught_up(self) -> bool: ...
     async def stop(self) -> None: ...
@@ -60,6 +63,8 @@ class KafkaLog:
         self._down_since: float | None = None  # monotonic; set by "all brokers down" errors
         self._producer: Any = None
         self._consumer: Any = None
+        self._appended = 0
+        self._settled = 0  # delivery reports received (success or failure), counted in the poll thread
 
     def _error(self, op: str, err: Any) -> None:
         if self.metrics is not None:
@@ -80,8 +85,11 @@ class KafkaLog:
 
         self._loop, self._apply = asyncio.get_running_loop(), apply
         await asyncio.to_thread(self._ensure_topic)
+        # One request in flight keeps the log's order through retries (claims depend on it); a retried
+        # duplicate record is harmless (every record applies idempotently). Not the idempotent producer:
+        # its producer-id handshake delays the first record by up to a second on noida-db.
         self._producer = Producer({**self._conf("produce"), "linger.ms": 0, "acks": "all",
-                                   "enable.idempotence": True, "message.timeout.ms": 60_000})
+                                   "max.in.flight.requests.per.connection": 1, "message.timeout.ms": 60_000})
         self._consumer = Consumer({**self._conf("consume"), "group.id": f"hostwatch-alerting-{os.getpid()}",
                                    "enable.auto.commit": False, "fetch.wait.max.ms": 10, "fetch.min.bytes": 1,
                                    "auto.offset.reset": "earliest"})
@@ -163,12 +171,23 @@ class KafkaLog:
         except BufferError:
             self._producer.poll(0.05)
             self._producer.produce(self.topic, key=key.encode(), value=data, on_delivery=self._delivered)
+        self._appended += 1
         if self.metrics is not None:
             self.metrics.log_records.labels("appended").inc()
 
     def _delivered(self, err: Any, msg: Any) -> None:
+        self._settled += 1
         if err is not None:
             self._error("produce", err)
+
+    async def synced(self, timeout: float) -> bool:
+        target = self._appended
+        deadline = time.monotonic() + timeout
+        while self._settled < target:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.002)
+        return self.reachable()
 
     def reachable(self) -> bool:
         return self._down_since is None
@@ -240,6 +259,9 @@ class FileLog:
                 _apply_raw(apply, k.encode(), encode(v), self.metrics)
         self._file = open(self.path, "ab")  # noqa: SIM115 - held for the service's lifetime
 
+    async def synced(self, timeout: float) -> bool:
+        return True
+
     def append(self, key: str, value: dict[str, Any] | None) -> None:
         self._file.write(encode({"k": key, "v": value}) + b"\n")
         self._file.flush()
@@ -307,6 +329,9 @@ class MemoryLog:
     def append(self, key: str, value: dict[str, Any] | None) -> None:
         if self.connected:
             self.broker.publish(key, value)
+
+    async def synced(self, timeout: float) -> bool:
+        return self.connected
 
     def reachable(self) -> bool:
         return self.connected

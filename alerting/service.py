@@ -35,7 +35,7 @@ from alerting.replog import FileLog, KafkaLog, MemoryBroker, ReplicatedLog
 from alerting.route import Route
 from alerting.settings import AlertingConfig
 from alerting.silences import ACTIVE, EXPIRED, PENDING, Silences
-from alerting.state import ReplicatedState
+from alerting.state import REPLAY_RESOLVED_MAX_NS, ReplicatedState
 from alerting.store import AlertStore
 from hostwatch.core.config import ConfigError
 
@@ -45,6 +45,7 @@ API_VERSION = "0.25.0"  # the Alertmanager API this serves; amtool compares vers
 GC_INTERVAL = 60.0
 MAX_HEARTBEAT = 2.0  # seconds between member heartbeats at most (they also prove the log is live)
 JOURNAL = "alerting.journal"
+SYNC_TIMEOUT = 5.0  # seconds a silence/ack API call waits for the log to acknowledge it
 
 # Without --config.file: one receiver that notifies nobody (alerts are still grouped, listed, silenced).
 DEFAULT_CONFIG = """route:
@@ -88,7 +89,7 @@ class AlertingService:
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._started_ns = 0
-        self.external_url = config.web.external_url
+        self.external_url = config.web.external_url or ""
 
     def _load(self) -> amconfig.AlertmanagerConfig:
         path = self.config.config.file
@@ -152,6 +153,7 @@ class AlertingService:
             self.dispatcher.process(a)
         await self.dispatcher.start()
         self.state.heartbeat(self.address)
+        await self.replog.synced(SYNC_TIMEOUT)
         self._tasks = [asyncio.ensure_future(self._every(self.heartbeat_interval, self._heartbeat)),
                        asyncio.ensure_future(self._every(GC_INTERVAL, self._gc))]
         self.metrics.replica_up.set(1)
@@ -191,7 +193,9 @@ class AlertingService:
             m.silences.labels(state).set(n)
 
     def _gc(self) -> None:
-        for a in self.store.gc(self.clock.time_ns()):
+        # Resolved alerts stay (and stay in the log) for as long as Alertmanager's GC keeps them, so a
+        # replica restarted before the resolved notification still sends it.
+        for a in self.store.gc(self.clock.time_ns(), REPLAY_RESOLVED_MAX_NS):
             self.inhibitor.forget(a)
             self.state.forget_alert(a)
         self.silences.gc()
@@ -234,6 +238,13 @@ class AlertingService:
                             "goVersion": f"python{platform.python_version()}", "revision": "hostwatch-alerting",
                             "version": API_VERSION},
         }
+
+    async def durable(self) -> None:
+        """Wait (bounded) until what was appended so far is in the log: a silence or ack the API confirmed
+        survives a crash right after. Past the bound it stays queued and the API still answers (fail-open)."""
+        if not await self.replog.synced(SYNC_TIMEOUT):
+            log.warning("alerting: the replicated log did not acknowledge within %.0fs; kept in memory and queued",
+                        SYNC_TIMEOUT)
 
     def groups(self) -> list[AggregationGroup]:
         return self.dispatcher.list_groups() if self.dispatcher is not None else []

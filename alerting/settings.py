@@ -19,13 +19,14 @@ DEFAULT_PEER_TIMEOUT = 15.0  # --cluster.peer-timeout, Alertmanager's default
 
 @dataclass(frozen=True)
 class ConfigSection:
-    file: Path | None = option(None, "Alertmanager configuration file (route, receivers, inhibit_rules)")
+    file: Path | None = option(None, "Alertmanager configuration file (route, receivers, inhibit_rules; default: "
+                                     "a built-in one whose receiver notifies nobody)")
 
 
 @dataclass(frozen=True)
 class WebSection:
     listen_address: str = option(DEFAULT_LISTEN_ADDRESS, "address of the API, /metrics and health endpoints")
-    external_url: str = option("", "URL under which this service is reachable (webhook externalURL; default "
+    external_url: str | None = option(None, "URL under which this service is reachable (webhook externalURL; default "
                                     "http://<hostname>:<port>)")
 
 

@@ -25,7 +25,7 @@ from alerting.store import AlertStore
 
 log = logging.getLogger("hostwatch.alerting")
 
-REPLAY_RESOLVED_MAX_NS = 30 * 60 * 1_000_000_000  # replayed alerts resolved longer ago are dropped (GC)
+REPLAY_RESOLVED_MAX_NS = 30 * 60 * 1_000_000_000  # Alertmanager's --alerts.gc-interval: resolved alerts kept
 
 Append = Callable[[str, "dict[str, Any] | None"], None]
 

@@ -46,9 +46,9 @@ class AlertStore:
     def __len__(self) -> int:
         return len(self._alerts)
 
-    def gc(self, now_ns: int) -> list[Alert]:
-        """Drop resolved alerts (the provider's GC); returns them."""
-        gone = [a for a in self._alerts.values() if a.resolved_at(now_ns)]
+    def gc(self, now_ns: int, resolved_for_ns: int = 0) -> list[Alert]:
+        """Drop alerts resolved at least `resolved_for_ns` ago (the provider's GC); returns them."""
+        gone = [a for a in self._alerts.values() if a.resolved_at(now_ns - resolved_for_ns)]
         for a in gone:
             del self._alerts[a.fp]
         return gone

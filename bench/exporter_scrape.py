@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from exporter.config import ExporterConfig  # noqa: E402
 from exporter.readers import fsread  # noqa: E402
+from exporter.readers.fdcache import FdCache  # noqa: E402
 from exporter.scrape import Exporter  # noqa: E402
 from exporter.testing import CgroupSandbox  # noqa: E402
 
@@ -103,7 +104,9 @@ def measure(url: str, pid: int, scrapes: int) -> dict[str, float]:
     }
 
 
-# The fsread functions every scrape's file operations go through, and the op each records.
+# The fsread functions every scrape's file operations go through, and the op each records; the
+# files kept open (FdCache.read: a pread) are recorded as reads too: the floor opens, reads and
+# closes each of them, as an exporter without kept files would.
 _TRACED = {"read_bytes": "read", "listdir": "listdir", "readlink": "readlink", "scandir": "scandir"}
 
 
@@ -112,6 +115,7 @@ def traced_reads() -> Iterator[list[tuple[str, str]]]:
     """Record (op, path) for every file operation the exporter's readers make meanwhile."""
     ops: list[tuple[str, str]] = []
     originals = {name: getattr(fsread, name) for name in _TRACED}
+    cached_read = FdCache.read
 
     def recording(op: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(path: str, *args: Any, **kwargs: Any) -> Any:
@@ -119,13 +123,19 @@ def traced_reads() -> Iterator[list[tuple[str, str]]]:
             return fn(path, *args, **kwargs)
         return wrapper
 
+    def recording_cached(self: FdCache, owner: str, path: str) -> bytes:
+        ops.append(("read", path))
+        return cached_read(self, owner, path)
+
     for name, op in _TRACED.items():
         setattr(fsread, name, recording(op, originals[name]))
+    FdCache.read = recording_cached  # type: ignore[method-assign]
     try:
         yield ops
     finally:
         for name, fn in originals.items():
             setattr(fsread, name, fn)
+        FdCache.read = cached_read  # type: ignore[method-assign]
 
 
 def replay(ops: list[tuple[str, str]]) -> int:

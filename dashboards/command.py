@@ -53,6 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     r.set_defaults(func=run_render)
 
     ls = verbs.add_parser("list", help="the dashboards and their panels")
+    ls.add_argument("--markdown", action="store_true",
+                    help="a table of every panel, its metrics and whether plain cAdvisor serves it")
     ls.set_defaults(func=run_list)
 
 
@@ -120,6 +122,11 @@ def _var(text: str) -> tuple[str, list[str]]:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    if args.markdown:
+        from dashboards.docs import markdown
+
+        print(markdown(), end="")
+        return 0
     from dashboards.boards import BOARDS
     from dashboards.build import dashboard_json
     from dashboards.catalogue import Catalogue

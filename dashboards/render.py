@@ -24,6 +24,8 @@ from dashboards.variables import builtins, resolve, values_for_promql, values_fo
 COL_PX, ROW_PX, HEADER_PX, GAP_PX, DPI = 64, 34, 56, 6, 100
 POINTS = 160  # per series, like a panel of ~1000 px at Grafana's default max data points
 MAX_LEGEND = 6
+LEGEND_COLUMNS = 3
+LEGEND_ROW_PX = 9
 BACKGROUND, PANEL, BORDER, TEXT, MUTED = "#111217", "#181b1f", "#2c3235", "#ccccdc", "#7b7f87"
 PALETTE = ("#73BF69", "#F2CC0C", "#8AB8FF", "#FF780A", "#F2495C", "#5794F2", "#B877D9", "#FADE2A", "#37872D",
            "#C4162A")
@@ -53,6 +55,11 @@ def legend(fmt: str, labels: Mapping[str, str], fallback: str) -> str:
     return " ".join(out.split())
 
 
+def plain(text: str) -> str:
+    """Text matplotlib draws as it is: a `$` would start mathtext."""
+    return text.replace("$", r"\$")
+
+
 def colour(name: str) -> str:
     return NAMED_COLOURS.get(name, name)
 
@@ -64,6 +71,15 @@ def step_colour(panel: Mapping[str, Any], value: float) -> str:
         if s.get("value") is None or value >= float(s["value"]):
             chosen = colour(str(s.get("color", chosen)))
     return chosen
+
+
+def threshold_lines(panel: Mapping[str, Any]) -> list[tuple[float, str]]:
+    """(value, colour) of the threshold steps a time series draws as lines (thresholdsStyle: line)."""
+    defaults = (panel.get("fieldConfig") or {}).get("defaults") or {}
+    if ((defaults.get("custom") or {}).get("thresholdsStyle") or {}).get("mode", "off") == "off":
+        return []
+    steps = (defaults.get("thresholds") or {}).get("steps") or []
+    return [(float(s["value"]), colour(str(s.get("color")))) for s in steps if s.get("value") is not None]
 
 
 def unit_of(panel: Mapping[str, Any]) -> str:
@@ -111,32 +127,47 @@ def _axes_box(fig: Any, x: int, y: int, w: int, h: int, total_h: float) -> tuple
     return left / fw, 1 - (top + height) / total_h, width / fw, height / total_h
 
 
-def _draw_timeseries(ax: Any, panel: Mapping[str, Any], series: list[tuple[str, Series]]) -> None:
+def _draw_timeseries(ax: Any, panel: Mapping[str, Any], series: list[tuple[str, Series]], start: float,
+                     end: float) -> None:
     import matplotlib.dates as mdates
+    from matplotlib.ticker import MaxNLocator
 
     unit = unit_of(panel)
     for i, (name, s) in enumerate(series):
-        xs = [datetime.fromtimestamp(t, UTC) for t, _ in s.points]
+        xs = [mdates.date2num(datetime.fromtimestamp(t, UTC)) for t, _ in s.points]
         ys = [v for _, v in s.points]
-        ax.plot(xs, ys, color=PALETTE[i % len(PALETTE)], linewidth=1.2,
-                label=name if i < MAX_LEGEND else None, drawstyle="steps-post" if len(xs) < 3 else "default")
+        c = PALETTE[i % len(PALETTE)]
+        label = name if i < MAX_LEGEND - 1 or len(series) == MAX_LEGEND else None
+        if i == MAX_LEGEND - 1 and len(series) > MAX_LEGEND:
+            label = f"{name} (+{len(series) - MAX_LEGEND} more)"
+        ax.plot(xs, ys, color=c, linewidth=1.2, label=plain(label) if label else None)
         if len(xs) == 1:
-            ax.plot(xs, ys, "o", color=PALETTE[i % len(PALETTE)], markersize=3)
-    ax.set_ylim(bottom=0)
-    ax.yaxis.set_major_formatter(lambda v, _: units.format_value(v, unit))
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=UTC))
-    ax.xaxis.set_major_locator(mdates.AutoDateLocator(maxticks=5))
+            ax.plot(xs, ys, "o", color=c, markersize=3)
+    ax.set_xlim(mdates.date2num(datetime.fromtimestamp(start, UTC)), mdates.date2num(datetime.fromtimestamp(end, UTC)))
+    top = max((v for _, s in series for _, v in s.points), default=0.0)
+    ax.set_ylim(0, top * 1.08 if top > 0 else 1.0)  # Grafana's y axis starts at 0 (min: 0) with headroom
+    for value, c in threshold_lines(panel):
+        if value <= ax.get_ylim()[1]:
+            ax.axhline(value, color=c, linewidth=0.8, linestyle="--")
+    ax.yaxis.set_major_locator(MaxNLocator(5))
+    ax.yaxis.set_major_formatter(lambda v, _: plain(units.format_value(v, unit)))
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=UTC))
     ax.tick_params(colors=MUTED, labelsize=6, length=2)
     ax.grid(color=BORDER, linewidth=0.5)
     for spine in ax.spines.values():
         spine.set_visible(False)
     handles, labels = ax.get_legend_handles_labels()
     if labels:
-        more = f" (+{len(series) - MAX_LEGEND} more)" if len(series) > MAX_LEGEND else ""
-        leg = ax.legend(handles, [lb[:48] for lb in labels], loc="upper left", fontsize=5.5, frameon=False,
-                        ncol=2 if len(labels) > 3 else 1, title=more or None, title_fontsize=5)
+        leg = ax.legend(handles, [lb[:56] for lb in labels], loc="upper left", bbox_to_anchor=(0.0, -0.1),
+                        fontsize=5.5, frameon=False, ncol=LEGEND_COLUMNS, borderaxespad=0.0, handlelength=1.2,
+                        columnspacing=1.0, labelspacing=0.2)
         for t in leg.get_texts():
             t.set_color(TEXT)
+
+
+def legend_rows(n: int) -> int:
+    return math.ceil(min(n, MAX_LEGEND) / LEGEND_COLUMNS)
 
 
 def _draw_stat(ax: Any, panel: Mapping[str, Any], series: list[tuple[str, Series]]) -> None:
@@ -151,11 +182,23 @@ def _draw_stat(ax: Any, panel: Mapping[str, Any], series: list[tuple[str, Series
         cx = (i % cols + 0.5) / cols
         cy = 1 - (i // cols + 0.5) / rows
         size = max(7.0, min(20.0, 26.0 / max(cols, rows * 0.8)))
-        ax.text(cx, cy, units.format_value(value, unit, decimals), color=step_colour(panel, value),
+        ax.text(cx, cy, plain(units.format_value(value, unit, decimals)), color=step_colour(panel, value),
                 fontsize=size, fontweight="bold", ha="center", va="center", transform=ax.transAxes)
         if n > 1 or (panel.get("options") or {}).get("textMode") == "value_and_name":
-            ax.text(cx, cy - 0.42 / rows, name[:40], color=TEXT, fontsize=5.5, ha="center", va="center",
+            ax.text(cx, cy - 0.42 / rows, plain(name[:40]), color=TEXT, fontsize=5.5, ha="center", va="center",
                     transform=ax.transAxes)
+
+
+def _inner(panel: Mapping[str, Any], rect: tuple[float, float, float, float], total_h: float,
+           n: int) -> tuple[float, float, float, float]:
+    """The plotting area inside a panel: below its title; for time series, left of the axis labels and
+    above the legend."""
+    title = 24 / total_h
+    if panel.get("type") != "timeseries":
+        return rect[0] + 0.01 * rect[2], rect[1] + 0.04 * rect[3], rect[2] * 0.98, rect[3] - title - 0.04 * rect[3]
+    fw = GRID_COLUMNS * COL_PX
+    left, bottom = 52 / fw, (16 + LEGEND_ROW_PX * legend_rows(n) + 4) / total_h
+    return rect[0] + left, rect[1] + bottom, rect[2] - left - 10 / fw, rect[3] - title - bottom
 
 
 def render(dashboard: Mapping[str, Any], prom: Prometheus, out: Path, *, es: Elasticsearch | None = None,
@@ -179,9 +222,9 @@ def render(dashboard: Mapping[str, Any], prom: Prometheus, out: Path, *, es: Ela
     period = (f"{datetime.fromtimestamp(start, UTC):%Y-%m-%d %H:%M:%S} to "
               f"{datetime.fromtimestamp(end, UTC):%H:%M:%S} UTC")
     chosen_text = "   ".join(f"${c.name} = {c.raw}" for c in choices)
-    fig.text(GAP_PX / (GRID_COLUMNS * COL_PX), 1 - 20 / total_h, str(dashboard.get("title", "")), color=TEXT,
+    fig.text(GAP_PX / (GRID_COLUMNS * COL_PX), 1 - 20 / total_h, plain(str(dashboard.get("title", ""))), color=TEXT,
              fontsize=13, fontweight="bold", va="center")
-    fig.text(GAP_PX / (GRID_COLUMNS * COL_PX), 1 - 42 / total_h, f"{period}   {chosen_text}", color=MUTED,
+    fig.text(GAP_PX / (GRID_COLUMNS * COL_PX), 1 - 42 / total_h, plain(f"{period}   {chosen_text}"), color=MUTED,
              fontsize=7.5, va="center")
     results = []
     for p in panels:
@@ -194,13 +237,11 @@ def render(dashboard: Mapping[str, Any], prom: Prometheus, out: Path, *, es: Ela
         frame.set_yticks([])
         for spine in frame.spines.values():
             spine.set_color(BORDER)
-        frame.text(0.012, 1 - 11 / (rect[3] * total_h), promql.interpolate(res.title, text), color=TEXT,
+        frame.text(0.012, 1 - 11 / (rect[3] * total_h), plain(promql.interpolate(res.title, text)), color=TEXT,
                    fontsize=7.5, fontweight="bold", va="center", transform=frame.transAxes)
         series = r.series(p, values, text, res)
         res.series = len(series)
-        inner = (rect[0] + 0.05 * rect[2] if p.get("type") == "timeseries" else rect[0] + 0.01 * rect[2],
-                 rect[1] + 0.06 * rect[3], rect[2] * (0.93 if p.get("type") == "timeseries" else 0.98),
-                 rect[3] - 24 / total_h - 0.06 * rect[3])
+        inner = _inner(p, rect, total_h, len(series))
         ax = fig.add_axes(inner)
         ax.set_facecolor(PANEL)
         if not series:
@@ -210,7 +251,7 @@ def render(dashboard: Mapping[str, Any], prom: Prometheus, out: Path, *, es: Ela
         elif p.get("type") == "stat":
             _draw_stat(ax, p, series)
         else:
-            _draw_timeseries(ax, p, series)
+            _draw_timeseries(ax, p, series, start, end)
         x0, y0 = rect[0] * GRID_COLUMNS * COL_PX, (1 - rect[1] - rect[3]) * total_h
         res.box = (round(x0), round(y0), round(x0 + rect[2] * GRID_COLUMNS * COL_PX), round(y0 + rect[3] * total_h))
         results.append(res)

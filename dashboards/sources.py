@@ -48,8 +48,10 @@ class Prometheus:
     def __init__(self, url: str) -> None:
         self.url = url.rstrip("/")
 
-    def _api(self, path: str, params: list[tuple[str, str]]) -> Any:
-        body = _request(f"{self.url}/api/v1/{path}", urllib.parse.urlencode(params).encode())
+    def _api(self, path: str, params: list[tuple[str, str]], post: bool = True) -> Any:
+        query = urllib.parse.urlencode(params)
+        body = (_request(f"{self.url}/api/v1/{path}", query.encode()) if post
+                else _request(f"{self.url}/api/v1/{path}?{query}"))
         if body.get("status") != "success":
             raise SourceError(f"Prometheus {path}: {body.get('error', body)}")
         return body["data"]
@@ -67,7 +69,7 @@ class Prometheus:
 
     def label_values(self, label: str, match: str, start: float, end: float) -> list[str]:
         data = self._api(f"label/{urllib.parse.quote(label)}/values",
-                         [("match[]", match), ("start", f"{start:.3f}"), ("end", f"{end:.3f}")])
+                         [("match[]", match), ("start", f"{start:.3f}"), ("end", f"{end:.3f}")], post=False)
         return sorted(str(v) for v in data)
 
 

@@ -15,9 +15,9 @@ def _num(v: float, decimals: int | None) -> str:
     a = abs(v)
     if a == 0 or a >= 100:
         return f"{v:.0f}"
-    if a >= 10:
-        return f"{v:.1f}".rstrip("0").rstrip(".")
-    return f"{v:.2f}".rstrip("0").rstrip(".")
+    if a >= 1:
+        return (f"{v:.1f}" if a >= 10 else f"{v:.2f}").rstrip("0").rstrip(".")
+    return f"{v:.2g}"  # small values keep two significant digits: 0.012 cores, not 0
 
 
 def _scaled(v: float, base: float, names: tuple[str, ...], decimals: int | None) -> str:

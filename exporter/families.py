@@ -29,7 +29,7 @@ def escape_value(v: str) -> str:
 class LabelSet:
     """The container labels every container series carries: container_label_*, id, image, name."""
 
-    __slots__ = ("items", "lead", "idimg", "name")
+    __slots__ = ("items", "lead", "idimg", "name", "full")
 
     def __init__(self, items: Sequence[tuple[str, str]]) -> None:
         # items: container_label_* pairs (any order), then id, image, name.
@@ -39,6 +39,7 @@ class LabelSet:
         self.lead = "".join(f'{k}="{escape_value(v)}",' for k, v in labels)
         self.idimg = f'id="{escape_value(d["id"])}",image="{escape_value(d["image"])}",'
         self.name = f'name="{escape_value(d["name"])}"'
+        self.full = self.lead + self.idimg + self.name  # the whole label string, for series without extras
 
     def as_dict(self) -> dict[str, str]:
         return dict(self.items)
@@ -111,17 +112,22 @@ class Family(Metric):
             typ = "untyped" if self.type == "unknown" else self.type
             out.append(f"# HELP {head} {doc}\n# TYPE {head} {typ}\n")
         name = self.sample_name
-        fmt = go_float
-        append = out.append
+        fmt = go_value
+        rows = self.rows
         if not self.extra:
-            for ls, _, value in self.rows:
-                if ls is None:
-                    append(f"{name} {fmt(value)}\n")
-                else:
-                    append(f"{name}{{{ls.lead}{ls.idimg}{ls.name}}} {fmt(value)}\n")
+            if rows and rows[0][0] is not None:
+                pre = name + "{"
+                # Small non-negative integers (most cgroup values) are spelled "N.0", inline.
+                out.append("".join([
+                    f"{pre}{ls.full}}} {v}.0\n" if type(v) is int and 0 <= v < 1_000_000  # type: ignore[union-attr]
+                    else f"{pre}{ls.full}}} {fmt(v)}\n" for ls, _, v in rows  # type: ignore[union-attr]
+                ]))
+            else:
+                out.append("".join([f"{name} {fmt(v)}\n" for _, _, v in rows]))
             return
         cache: dict[tuple[str, ...], tuple[str, str, str]] = {}
-        for ls, extra, value in self.rows:
+        append = out.append
+        for ls, extra, value in rows:
             parts = cache.get(extra)
             if parts is None:
                 parts = cache[extra] = self._extra_parts(extra)
@@ -131,6 +137,20 @@ class Family(Metric):
                 append(f"{name}{{{labels}}} {fmt(value)}\n")
             else:
                 append(f"{name}{{{ls.lead}{a}{ls.idimg}{b}{ls.name}{c}}} {fmt(value)}\n")
+
+
+_EXACT = 1 << 53  # integers below this are exact as floats, so their Go spelling follows from their digits
+
+
+def go_value(v: float) -> str:
+    """go_float for any value, with a short path for the integers most cgroup values are."""
+    if type(v) is int and 0 <= v < _EXACT:
+        if v < 1_000_000:
+            return f"{v}.0"
+        digits = str(v)
+        mantissa = f"{digits[0]}.{digits[1:]}".rstrip("0").rstrip(".")
+        return f"{mantissa}e+{len(digits) - 1:02d}"
+    return go_float(v)
 
 
 def go_float(d: float) -> str:

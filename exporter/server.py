@@ -1,8 +1,11 @@
 """aiohttp server for /metrics and /healthz; `ExporterService` is what `hostwatch up` embeds.
 
-Scrapes run in one dedicated worker thread (never on the event loop, never two at once); content
-negotiation (text 0.0.4 / OpenMetrics) follows prometheus_client's `choose_encoder`, and the body is
-gzipped when the scraper accepts it, as prometheus_client's handlers do.
+Collections run in one dedicated worker thread (never on the event loop, never two at once), and
+concurrent scrapes share one (single flight: an HA pair of Prometheus servers costs one collection,
+and each body variant is rendered once per collection). Beyond `--web.max-requests` scrapes in
+flight a scrape gets 503, as node_exporter answers. Content negotiation (text 0.0.4 / OpenMetrics)
+follows prometheus_client's `choose_encoder`, and the body is gzipped when the scraper accepts it, as
+prometheus_client's handlers do.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
 
 from exporter.config import ExporterConfig, parse_listen_address
+from exporter.families import render_chunks
 from exporter.scrape import Exporter
 from exporter.webconfig import BasicAuth, WebConfig, load_web_config
 from hostwatch.core.telemetry import Collector
@@ -38,9 +43,72 @@ def negotiate(accept: str) -> tuple[bool, str]:
     return content_type.startswith("application/openmetrics-text"), content_type
 
 
-def build_app(exporter: Exporter, web_config: WebConfig, executor: ThreadPoolExecutor) -> web.Application:
+class Flight:
+    """One collection and the bodies rendered from it, shared by the scrapes that arrive meanwhile."""
+
+    def __init__(self, families: asyncio.Future[list[Metric]]) -> None:
+        self.families = families
+        self.bodies: dict[tuple[bool, bool], asyncio.Future[bytearray]] = {}
+
+
+def produce(families: list[Metric], openmetrics: bool, gz: bool) -> bytearray:
+    """The body, compressed family by family when gzipped, so the peak is one family's text."""
+    body = bytearray()
+    z = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS) if gz else None  # gzip framing
+    for chunk in render_chunks(families, openmetrics):
+        body += z.compress(chunk) if z else chunk
+    if z:
+        body += z.flush()
+    return body
+
+
+class Scrapes:
+    """Single flight over the exporter's collections, and the --web.max-requests bound."""
+
+    def __init__(self, exporter: Exporter, executor: ThreadPoolExecutor, max_requests: int) -> None:
+        self.exporter = exporter
+        self.executor = executor
+        self.max_requests = max_requests
+        self.in_flight = 0
+        self._flight: Flight | None = None
+
+    def admit(self) -> bool:
+        if self.max_requests > 0 and self.in_flight >= self.max_requests:
+            self.exporter.rejected += 1
+            return False
+        self.in_flight += 1
+        self.exporter.scrapes += 1
+        return True
+
+    def done(self) -> None:
+        self.in_flight -= 1
+
+    async def body(self, openmetrics: bool, gz: bool) -> bytearray:
+        loop = asyncio.get_running_loop()
+        flight = self._flight
+        if flight is None:
+            fut = loop.run_in_executor(self.executor, lambda: self.exporter.collect(request=False))
+            flight = self._flight = Flight(fut)
+
+            def landed(_: object, this: Flight = flight) -> None:
+                if self._flight is this:
+                    self._flight = None  # later scrapes get a fresh collection
+
+            fut.add_done_callback(landed)
+        families = await asyncio.shield(flight.families)
+        key = (openmetrics, gz)
+        body = flight.bodies.get(key)
+        if body is None:
+            body = flight.bodies[key] = loop.run_in_executor(self.executor, produce, families, openmetrics, gz)
+        return await asyncio.shield(body)
+
+
+def build_app(exporter: Exporter, web_config: WebConfig, executor: ThreadPoolExecutor,
+              scrapes: Scrapes | None = None) -> web.Application:
     auth = BasicAuth(web_config.users) if web_config.users else None
     path = exporter.config.telemetry_path
+    if scrapes is None:
+        scrapes = Scrapes(exporter, executor, exporter.config.max_requests)
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -54,21 +122,16 @@ def build_app(exporter: Exporter, web_config: WebConfig, executor: ThreadPoolExe
             resp.headers[k] = v
         return resp
 
-    def produce(openmetrics: bool, gz: bool) -> bytearray:
-        """The body, compressed family by family when gzipped, so the peak is one family's text."""
-        body = bytearray()
-        z = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS) if gz else None  # gzip framing
-        for chunk in exporter.render_chunks(openmetrics):
-            body += z.compress(chunk) if z else chunk
-        if z:
-            body += z.flush()
-        return body
-
     async def metrics(request: web.Request) -> web.Response:
-        openmetrics, content_type = negotiate(request.headers.get("Accept", ""))
-        gz = "gzip" in request.headers.get("Accept-Encoding", "")
-        loop = asyncio.get_running_loop()
-        body = await loop.run_in_executor(executor, produce, openmetrics, gz)
+        if not scrapes.admit():
+            return web.Response(
+                status=503, text=f"Limit of concurrent requests reached ({scrapes.max_requests}), try again later.\n")
+        try:
+            openmetrics, content_type = negotiate(request.headers.get("Accept", ""))
+            gz = "gzip" in request.headers.get("Accept-Encoding", "")
+            body = await scrapes.body(openmetrics, gz)
+        finally:
+            scrapes.done()
         headers = {"Content-Type": content_type}
         if gz:
             headers["Content-Encoding"] = "gzip"
@@ -112,6 +175,8 @@ class ExporterService:
         self.telemetry = telemetry
         self.runner: web.AppRunner | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self.scrapes: Scrapes | None = None
+        self._own_exporter = exporter is None
 
     async def start(self) -> None:
         cfg = self.config
@@ -120,7 +185,8 @@ class ExporterService:
         if self.exporter is None:
             self.exporter = Exporter(cfg, telemetry=self.telemetry)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hostwatch-scrape")
-        app = build_app(self.exporter, web_config, self._executor)
+        self.scrapes = Scrapes(self.exporter, self._executor, cfg.max_requests)
+        app = build_app(self.exporter, web_config, self._executor, self.scrapes)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()
         site = web.TCPSite(self.runner, host, port, ssl_context=web_config.ssl_context, reuse_address=True)
@@ -142,6 +208,8 @@ class ExporterService:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+        if self._own_exporter and self.exporter is not None:
+            self.exporter.close()
 
     async def __aenter__(self) -> ExporterService:
         await self.start()

@@ -53,7 +53,7 @@ def take_sample(t: Target, reader: CgroupReader, proc_root: str, host_net: int |
         return None
     now = time.monotonic()
     try:
-        cpu_ns = reader.cpu(t.cg, per_cpu=False).usage_ns
+        cpu_ns = reader.cpu(t.cg, per_cpu=False, cfs=False).usage_ns
     except (OSError, ValueError):
         cpu_ns = None
     try:
@@ -76,9 +76,7 @@ def take_sample(t: Target, reader: CgroupReader, proc_root: str, host_net: int |
         pass
     rd = wr = 0
     try:
-        for io in reader.io(t.cg).values():
-            rd += io.read_bytes
-            wr += io.write_bytes
+        rd, wr = reader.io(t.cg).totals()
     except (OSError, ValueError):
         pass
     try:
@@ -199,7 +197,8 @@ class StatsView:
     def rows(self) -> list[Row]:
         out = []
         current: dict[str, Sample] = {}
-        for t in self.discovery.targets():
+        targets = self.discovery.targets()
+        for t in targets:
             if not self._wanted(t):
                 continue
             s = take_sample(t, self.reader, self.proc_root, self.host_net)
@@ -208,6 +207,7 @@ class StatsView:
             current[t.cg] = s
             out.append(to_row(self._prev.get(t.cg), s, self.machine_memory))
         self._prev = current
+        self.reader.forget({t.cg for t in targets})  # close the kept files of cgroups that are gone
         return out
 
 

@@ -4,8 +4,8 @@
     CAP_SYS_ADMIN) -> bounding set -> keep caps, groups, gid, uid -> capset -> ambient cleared
     -> seccomp (here when no_new_privs is on: as late as possible) -> exec
 
-`Confinement` is built in the monitor before the fork (the seccomp filter compiled there once), so
-the container's PID 1 only applies it.
+`Confinement` is read in the monitor before the fork (the seccomp program was compiled when the
+container was created, see runtime.seccomp.cache), so the container's PID 1 only applies it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import os
 import resource
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hostwatch.core.containers import ContainerState
 from runtime import caps
@@ -79,24 +80,32 @@ class Confinement:
     capabilities: int  # the mask for bounding, effective and permitted
     no_new_privileges: bool
     ulimits: list[tuple[int, int, int]]  # (resource, soft, hard)
-    seccomp: object | None  # a compiled runtime.seccomp.libseccomp.Filter
+    seccomp: bytes  # the compiled BPF program (b"": unconfined)
+    seccomp_flags: list[str] = field(default_factory=list)
 
     @classmethod
     def of(cls, state: ContainerState) -> Confinement:
         """Everything but the user lookup, which needs the container's /etc (after the pivot)."""
         limits = [(ULIMITS[u["Name"]], _rlim(u["Soft"]), _rlim(u["Hard"])) for u in state.ulimits]
-        filt = None
+        program, flags = b"", []
         if state.seccomp_profile:
-            from runtime.seccomp.libseccomp import Filter
-
             with open(state.seccomp_profile) as f:
-                filt = Filter(json.load(f))
+                profile = json.load(f)
+            flags = list(profile.get("flags") or [])
+            try:
+                program = Path(state.seccomp_profile).with_suffix(".bpf").read_bytes()
+            except FileNotFoundError:  # a state written before programs were kept: compile it here
+                from runtime.seccomp.cache import program as compile_program
+
+                program = compile_program(profile)
         return cls(caps.mask([c for c in state.capabilities if c in caps.NUMBER]), state.no_new_privileges,
-                   limits, filt)
+                   limits, program, flags)
 
     def _load_seccomp(self) -> None:
-        if self.seccomp is not None:
-            self.seccomp.load()  # type: ignore[attr-defined]
+        if self.seccomp:
+            from runtime.seccomp.libseccomp import load_program
+
+            load_program(self.seccomp, self.seccomp_flags)
 
     def apply(self, user: User) -> None:
         for res, soft, hard in self.ulimits:

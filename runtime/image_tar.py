@@ -41,8 +41,10 @@ def extract(archive: Path, dest: Path) -> int:
     """Unpack `archive` (plain, gzip, bzip2 or xz) into `dest` (created); returns the member count."""
     try:
         tar = tarfile.open(archive, "r:*")
+    except tarfile.ReadError:
+        raise TarError(f"cannot read {archive}: not a tar archive (plain, gzip, bzip2 or xz)") from None
     except (OSError, tarfile.TarError) as e:
-        raise TarError(f"cannot read {archive}: {e}") from None
+        raise TarError(f"cannot read {archive}: {getattr(e, 'strerror', None) or e}") from None
     dest.mkdir(parents=True, exist_ok=True)
     count = 0
     with tar:

@@ -24,7 +24,7 @@ def _ago(seconds: float) -> str:
 
 
 def _fail(e: Exception) -> int:
-    print(f"Error: {e}", file=sys.stderr)
+    print("Error: " + " ".join(str(e).split()), file=sys.stderr)  # one line, whatever the exception said
     return 1
 
 

@@ -28,7 +28,7 @@ _ADJECTIVES = ("brave", "calm", "eager", "fancy", "jolly", "keen", "lucid", "qui
 _NOUNS = ("babbage", "curie", "darwin", "euler", "hopper", "lovelace", "noether", "ritchie", "turing")
 MIN_MEMORY = 6 * 1024 * 1024
 LAYER_DIRS = ("upper", "work", "merged")  # overlay2's names, in the container's state dir
-SECCOMP_FILE = "seccomp.json"  # the resolved profile the container's PID 1 loads
+SECCOMP_FILE = "seccomp.json"  # the resolved profile; seccomp.bpf beside it is what PID 1 loads
 
 
 class UsageError(Exception):
@@ -159,19 +159,24 @@ def _check_layer_home(lay: Layers, store: StateStore) -> None:
             raise UsageError(f"rootfs {lower} and the state root {root} overlap: overlayfs cannot stack them")
 
 
-def _confinement(o: RunOptions) -> tuple[dict[str, object], dict[str, object] | None]:
-    """The confinement fields of the state, and the resolved seccomp profile (None: no filter)."""
+Seccomp = tuple[dict[str, object], bytes] | None  # the resolved profile and its compiled program
+
+
+def _confinement(o: RunOptions) -> tuple[dict[str, object], Seccomp]:
+    """The confinement fields of the state, and the seccomp filter (None: no filter)."""
     try:
         capabilities = caps.resolve(o.cap_add, o.cap_drop, o.privileged)
         opts = security.parse_security_opts(o.security_opt)
         profile = security.seccomp_profile(opts, o.privileged, capabilities)
-        if profile is not None and opts.seccomp is not None:
-            from runtime.seccomp.libseccomp import Filter, SeccompError
+        program = b""
+        if profile is not None:
+            from runtime.seccomp import cache
+            from runtime.seccomp.libseccomp import SeccompError
 
-            try:
-                Filter(profile).release()  # a profile libseccomp cannot compile fails now, not at start
+            try:  # a profile libseccomp cannot compile fails now, not at start
+                program = cache.program(profile)
             except SeccompError as e:
-                raise ValueError(f"seccomp profile {opts.seccomp}: {e}") from None
+                raise ValueError(f"seccomp profile {opts.seccomp or 'default'}: {e}") from None
         tmpfs = dict(security.parse_tmpfs(t) for t in o.tmpfs)
         fields: dict[str, object] = {
             "privileged": o.privileged, "cap_add": list(o.cap_add), "cap_drop": list(o.cap_drop),
@@ -183,7 +188,7 @@ def _confinement(o: RunOptions) -> tuple[dict[str, object], dict[str, object] | 
         }
     except ValueError as e:
         raise UsageError(str(e)) from None
-    return fields, profile
+    return fields, (profile, program) if profile is not None else None
 
 
 def _name(o: RunOptions, store: StateStore) -> str:
@@ -203,8 +208,7 @@ def build_state(o: RunOptions, store: StateStore, cid: str, images: ImageStore |
     return _prepare(o, store, cid, images or ImageStore(image_root()))[0]
 
 
-def _prepare(o: RunOptions, store: StateStore, cid: str,
-             images: ImageStore) -> tuple[ContainerState, dict[str, object] | None]:
+def _prepare(o: RunOptions, store: StateStore, cid: str, images: ImageStore) -> tuple[ContainerState, Seccomp]:
     if not o.command:
         raise UsageError("requires a command to run: hostwatch run [OPTIONS] -- CMD [ARG...]")
     if o.net not in network.MODES:
@@ -217,7 +221,7 @@ def _prepare(o: RunOptions, store: StateStore, cid: str,
         cached = logdrivers.cache.parse_config(o.log_driver, logdrivers.cache.split_opts(log_opts)[1]) is not None
     except ValueError as e:
         raise UsageError(str(e)) from None
-    confinement, profile = _confinement(o)
+    confinement, filt = _confinement(o)
     if o.read_only and not lay.lower:
         raise UsageError("--read-only needs a root filesystem: --rootfs DIR or --image NAME")
     env = []
@@ -254,22 +258,22 @@ def _prepare(o: RunOptions, store: StateStore, cid: str,
         upper_dir=str(home / LAYER_DIRS[0]) if lay.lower else "",
         work_dir=str(home / LAYER_DIRS[1]) if lay.lower else "",
         merged_dir=str(home / LAYER_DIRS[2]) if lay.lower else "",
-        seccomp_profile=str(home / SECCOMP_FILE) if profile is not None else "",
+        seccomp_profile=str(home / SECCOMP_FILE) if filt is not None else "",
         **confinement,  # type: ignore[arg-type]
     )
-    return state, profile
+    return state, filt
 
 
 def _create(o: RunOptions, store: StateStore, cgroups: Cgroups) -> ContainerState:
     cid = store.new_id()
     with store.lock():
-        state, profile = _prepare(o, store, cid, ImageStore(image_root()))
+        state, filt = _prepare(o, store, cid, ImageStore(image_root()))
         try:
             store.create(state)
         except StateError as e:
             raise UsageError(str(e)) from None
         try:
-            _write_private_files(state, profile)
+            _write_private_files(state, filt)
         except OSError as e:
             store.remove(cid)
             raise UsageError(f"cannot prepare the container's files: {e}") from None
@@ -294,13 +298,15 @@ def _create(o: RunOptions, store: StateStore, cgroups: Cgroups) -> ContainerStat
     return state
 
 
-def _write_private_files(state: ContainerState, profile: dict[str, object] | None) -> None:
+def _write_private_files(state: ContainerState, filt: Seccomp) -> None:
     for path in (state.upper_dir, state.work_dir, state.merged_dir):
         if path:
             os.mkdir(path, 0o755)
-    if profile is not None:
+    if filt is not None:
+        profile, program = filt
         with open(state.seccomp_profile, "w") as f:
             json.dump(profile, f)
+        Path(state.seccomp_profile).with_suffix(".bpf").write_bytes(program)
 
 
 def run(o: RunOptions, store: StateStore, cgroups: Cgroups) -> int:

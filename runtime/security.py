@@ -126,8 +126,8 @@ def tmpfs_mount_options(options: str) -> tuple[int, str]:
 
 def parse_user(item: str) -> str:
     """UID[:GID] or NAME[:GROUP]; names are looked up in the container's /etc/passwd at start."""
-    user, _, group = item.partition(":")
-    for part in (user, *([group] if group else [])):
+    user, colon, group = item.partition(":")
+    for part in (user, *([group] if colon else [])):
         if not _NAME_RE.match(part):
             raise ValueError(f"invalid --user {item!r}: expected UID[:GID] or NAME[:GROUP]")
     for part in (user, group):

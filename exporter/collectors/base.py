@@ -16,14 +16,16 @@ from exporter.readers import CgroupReader
 
 
 class Scrape:
-    """One scrape: the targets, the reader, the clock, and the errors counted so far."""
+    """One scrape: the targets, the reader, the clock, the errors counted so far, and what several
+    collectors read once per scrape (`shared`: the filesystems of each cgroup, /proc/diskstats)."""
 
     def __init__(self, targets: list[Target], reader: CgroupReader, now: float | None = None) -> None:
         self.targets = targets
         self.reader = reader
         self.now = time.time() if now is None else now
         self.errors: Counter[str] = Counter()
-        self._lock = threading.Lock()  # collectors run on several threads
+        self.shared: dict[str, object] = {}
+        self._lock = threading.Lock()  # collectors may run on several threads
 
     def error(self, collector: str) -> None:
         with self._lock:

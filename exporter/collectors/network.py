@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from exporter.collectors.base import Scrape, counter, nonempty
 from exporter.collectors.namespace import NamespaceCache
+from exporter.discovery import Target
 from exporter.families import Family
 from exporter.readers import procfs
 
@@ -28,6 +29,27 @@ _FIELDS = [
 ]
 
 
+def host_net_inode(proc_root: str, host_pid: int | str) -> int | None:
+    try:
+        return procfs.namespace_inode(proc_root, host_pid, "net")
+    except (OSError, ValueError):
+        return None
+
+
+def net_pid(namespaces: NamespaceCache, scrape: Scrape, t: Target, host_net: int | None) -> int | str | None:
+    """The process whose /proc/<pid>/net speaks for this cgroup's network: the host's for the root
+    cgroup, the first process of a cgroup with a network namespace of its own, else None (a raw
+    cgroup in the host's namespace would only repeat the host's counters). OSError when it is gone."""
+    if t.cg == "/":
+        return namespaces.host_pid
+    first = t.first_pid()
+    if first is None:
+        return None  # no process, no namespace to read
+    if namespaces.get(scrape, t).get("net") == host_net:
+        return None
+    return first
+
+
 class NetworkCollector:
     name = "network"
 
@@ -39,22 +61,12 @@ class NetworkCollector:
     def collect(self, scrape: Scrape) -> Iterable[Family]:
         fams = [(counter(n, doc, "interface"), attr) for n, doc, attr in _FIELDS]
         proc = self.proc_root
-        try:
-            host_net = procfs.namespace_inode(proc, self.host_pid, "net")
-        except (OSError, ValueError):
-            host_net = None
+        host_net = host_net_inode(proc, self.host_pid)
         for t in scrape.targets:
             try:
-                pid: int | str
-                if t.cg == "/":
-                    pid = self.host_pid
-                else:
-                    first = t.first_pid()
-                    if first is None:
-                        continue  # no process, no namespace to read
-                    pid = first
-                    if self.namespaces.get(scrape, t).get("net") == host_net:
-                        continue
+                pid = net_pid(self.namespaces, scrape, t, host_net)
+                if pid is None:
+                    continue
                 ifaces = procfs.net_dev(proc, pid)
             except FileNotFoundError:
                 continue  # the process exited between listing and reading: no series, not an error

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from exporter.collectors.base import Scrape, gauge, nonempty
+from exporter.collectors.spec import SpecCache
 from exporter.families import Family
 from exporter.readers import procfs
 
@@ -12,8 +13,9 @@ from exporter.readers import procfs
 class ProcessCollector:
     name = "process"
 
-    def __init__(self, proc_root: str = "/proc") -> None:
+    def __init__(self, proc_root: str = "/proc", spec: SpecCache | None = None) -> None:
         self.proc_root = proc_root
+        self.spec = SpecCache() if spec is None else spec
 
     def collect(self, scrape: Scrape) -> Iterable[Family]:
         processes = gauge("container_processes", "Number of processes running inside the container.")
@@ -25,18 +27,25 @@ class ProcessCollector:
         sockets = gauge("container_sockets", "Number of open sockets for the container.")
         reader = scrape.reader
         proc = self.proc_root
+        spec = self.spec
         for t in scrape.targets:
             ls = t.labels
             try:
-                pids = reader.pids(t.cg)
+                current = reader.pids_current(t.cg)
                 procs = t.procs()
             except (OSError, ValueError):
                 scrape.error(self.name)
                 continue
+            limit = None
+            if current is not None:
+                try:
+                    limit = spec.get(reader, t.cg).pids_limit
+                except (OSError, ValueError):
+                    limit = None  # counted by the spec collector
             processes.add(ls, len(procs))
-            if pids.current is not None:
-                threads.add(ls, pids.current)
-                threads_max.add(ls, pids.limit or 0)
+            if current is not None:
+                threads.add(ls, current)
+                threads_max.add(ls, limit or 0)
             if t.cg == "/":
                 continue  # every process on the host: leave fd counting to node_exporter
             nfd = nsock = 0

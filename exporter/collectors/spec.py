@@ -1,12 +1,15 @@
-"""container_spec_*: the limits, read each scrape (a limit can be updated on a running container)."""
+"""container_spec_*: the limits. `SpecCache` also serves the CPU collector (cAdvisor reports CFS
+counters only under a quota) and the process collector (container_threads_max)."""
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Iterable
 
 from exporter.collectors.base import Scrape, gauge, nonempty
+from exporter.discovery import Target
 from exporter.families import Family
 from exporter.readers import CgroupReader, SpecStats
 from hostwatch.core.cgroupfs import is_unlimited
@@ -17,23 +20,41 @@ def spec_memory(value: int | None) -> int:
     return 0 if value is None or is_unlimited(value) else value
 
 
-class SpecCollector:
-    name = "spec"
+class SpecCache:
+    """Limits re-read at most every `refresh_seconds` per cgroup, with jitter, like cAdvisor's spec
+    cache (a limit can be updated on a running container); 0 reads them every time."""
 
     def __init__(self, refresh_seconds: float = 0.0) -> None:
         self.refresh_seconds = refresh_seconds
         self._cache: dict[str, tuple[float, SpecStats]] = {}
+        self._lock = threading.Lock()
 
-    def _read(self, reader: CgroupReader, cg: str, now: float) -> SpecStats:
+    def get(self, reader: CgroupReader, cg: str, now: float | None = None) -> SpecStats:
+        """Raises OSError/ValueError as reader.spec does."""
         if self.refresh_seconds <= 0:
             return reader.spec(cg)
+        now = time.monotonic() if now is None else now
         hit = self._cache.get(cg)
         if hit is not None and hit[0] > now:
             return hit[1]
         stats = reader.spec(cg)
         # Jitter the expiry so a thousand cgroups seen together are not all re-read in one scrape.
-        self._cache[cg] = (now + self.refresh_seconds * random.uniform(0.5, 1.0), stats)
+        with self._lock:
+            self._cache[cg] = (now + self.refresh_seconds * random.uniform(0.5, 1.0), stats)
         return stats
+
+    def prune(self, targets: list[Target]) -> None:
+        if len(self._cache) > len(targets):
+            live = {t.cg for t in targets}
+            with self._lock:
+                self._cache = {cg: v for cg, v in self._cache.items() if cg in live}
+
+
+class SpecCollector:
+    name = "spec"
+
+    def __init__(self, cache: SpecCache | None = None) -> None:
+        self.cache = SpecCache() if cache is None else cache
 
     def collect(self, scrape: Scrape) -> Iterable[Family]:
         period = gauge("container_spec_cpu_period", "CPU period of the container.")
@@ -46,14 +67,13 @@ class SpecCollector:
         )
         reader = scrape.reader
         now = time.monotonic()
-        if len(self._cache) > len(scrape.targets):
-            live = {t.cg for t in scrape.targets}
-            self._cache = {cg: v for cg, v in self._cache.items() if cg in live}
+        cache = self.cache
+        cache.prune(scrape.targets)
         for t in scrape.targets:
             if t.cg == "/":
                 continue  # the root cgroup has no limits
             try:
-                s = self._read(reader, t.cg, now)
+                s = cache.get(reader, t.cg, now)
             except (OSError, ValueError):
                 scrape.error(self.name)
                 continue

@@ -21,8 +21,6 @@ import threading
 import time
 from collections.abc import Container
 
-from exporter.readers import fsread
-
 _O_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 _CHUNK = 65536
 # Errors after which a cached descriptor is stale: the file (or its process) is gone.
@@ -75,18 +73,18 @@ class FdCache:
 
     def read(self, owner: str, path: str) -> bytes:
         """The whole file; OSError (FileNotFoundError for a vanished file) as a plain read would."""
-        fds = self._fds.get(owner)
-        fd = fds.get(path) if fds is not None else None
-        if fd is not None:
-            try:
-                data = os.pread(fd, _CHUNK, 0)
-            except OSError as e:
-                if e.errno not in _STALE:
-                    raise
-                self._drop(owner, path)
-                return self._first_read(owner, path)  # recreated under the same name, or gone (raises)
-            return data if len(data) < _CHUNK else data + _rest(fd)
-        return self._first_read(owner, path)
+        try:
+            fd = self._fds[owner][path]
+        except KeyError:
+            return self._first_read(owner, path)
+        try:
+            data = os.pread(fd, _CHUNK, 0)
+        except OSError as e:
+            if e.errno not in _STALE:
+                raise
+            self._drop(owner, path)
+            return self._first_read(owner, path)  # recreated under the same name, or gone (raises)
+        return data if len(data) < _CHUNK else data + _rest(fd)
 
     def read_optional(self, owner: str, path: str) -> bytes | None:
         """Like read, but None for a file that does not exist (remembered for missing_ttl seconds)."""
@@ -103,7 +101,7 @@ class FdCache:
 
     def _first_read(self, owner: str, path: str) -> bytes:
         if self.open_count >= self.limit and not self._grow():
-            return fsread.read_bytes(path)
+            return _plain_read(path)
         fd = os.open(path, _O_FLAGS)
         try:
             data = os.pread(fd, _CHUNK, 0)
@@ -170,13 +168,26 @@ class FdCache:
     def owners(self) -> int:
         return len(self._fds)
 
+    def count(self, owner: str) -> int:
+        fds = self._fds.get(owner)
+        return len(fds) if fds else 0
+
     def close(self) -> None:
         self.sweep(())
 
 
+def _plain_read(path: str) -> bytes:
+    fd = os.open(path, _O_FLAGS)
+    try:
+        data = os.pread(fd, _CHUNK, 0)
+        return data if len(data) < _CHUNK else data + _rest(fd)
+    finally:
+        os.close(fd)
+
+
 def _rest(fd: int) -> bytes:
     """The remainder of a file longer than one chunk (a busy root cgroup.procs)."""
-    chunks = []
+    chunks: list[bytes] = []
     offset = _CHUNK
     while True:
         more = os.pread(fd, _CHUNK, offset)

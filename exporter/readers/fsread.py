@@ -59,11 +59,14 @@ def read_flat_keyed(path: str) -> dict[str, int]:
     return parse_flat_keyed(read_bytes(path))
 
 
-def parse_kv(data: bytes) -> dict[bytes, bytes]:
-    """A flat-keyed file's `key value` lines as raw bytes (int() takes them as they are); the fast
-    path of parse_flat_keyed for the files read on every scrape."""
+def parse_kv(data: bytes) -> dict[bytes, int]:
+    """A flat-keyed file's `key value` lines, keys as raw bytes: the fast path of parse_flat_keyed
+    for the files read on every scrape (one pass in C; junk falls back to the careful parser)."""
     parts = data.split()
-    if len(parts) % 2:
-        return {k.encode(): str(v).encode() for k, v in parse_flat_keyed(data).items()}
-    it = iter(parts)
-    return dict(zip(it, it, strict=True))
+    if not len(parts) % 2:
+        it = iter(parts)
+        try:
+            return dict(zip(it, map(int, it)))  # noqa: B905 - one iterator, pairs by construction
+        except ValueError:
+            pass
+    return {k.encode(): v for k, v in parse_flat_keyed(data).items()}

@@ -214,3 +214,8 @@ def os_release(etc_root: str) -> str:
                 return value.strip().strip('"')
         return "Linux"
     return "Unknown"
+
+
+def vmstat(proc_root: str) -> dict[str, int]:
+    """/proc/vmstat (oom_kill: the host's OOM kills since boot, kernel >= 4.13)."""
+    return {k.decode(): v for k, v in fsread.parse_kv(fsread.read_bytes(f"{proc_root}/vmstat")).items()}

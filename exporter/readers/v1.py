@@ -126,16 +126,16 @@ class V1Reader(TreeMembership):
         user = ticks.get(b"user")
         system = ticks.get(b"system")
         if user is not None:
-            out.user_ns = int(user) * 1_000_000_000 // _CLK_TCK
+            out.user_ns = user * 1_000_000_000 // _CLK_TCK
         if system is not None:
-            out.system_ns = int(system) * 1_000_000_000 // _CLK_TCK
+            out.system_ns = system * 1_000_000_000 // _CLK_TCK
         if cfs:
             stat = fsread.parse_kv(read(cg, f"{join(self._cpu, cg)}/{CPU_STAT}"))
-            out.periods = int(stat.get(b"nr_periods", 0))
-            out.throttled_periods = int(stat.get(b"nr_throttled", 0))
-            out.throttled_ns = int(stat.get(b"throttled_time", 0))
-            out.burst_periods = int(stat.get(b"nr_bursts", 0))
-            out.burst_ns = int(stat.get(b"burst_time", 0))
+            out.periods = stat.get(b"nr_periods", 0)
+            out.throttled_periods = stat.get(b"nr_throttled", 0)
+            out.throttled_ns = stat.get(b"throttled_time", 0)
+            out.burst_periods = stat.get(b"nr_bursts", 0)
+            out.burst_ns = stat.get(b"burst_time", 0)
         return out
 
     def memory(self, cg: str) -> MemoryStats:
@@ -144,28 +144,28 @@ class V1Reader(TreeMembership):
         stat = fsread.parse_kv(files.read(cg, f"{base}/{MEMORY_STAT}"))
         usage = int(files.read(cg, f"{base}/{MEMORY_USAGE}"))
         get = stat.get
-        inactive = int(get(b"total_inactive_file", 0))
+        inactive = get(b"total_inactive_file", 0)
         max_usage = files.read_optional(cg, f"{base}/{MEMORY_MAX_USAGE}")
         failcnt = files.read_optional(cg, f"{base}/{MEMORY_FAILCNT}")
         kmem = files.read_optional(cg, f"{base}/{MEMORY_KMEM_USAGE}")
         return MemoryStats(
             usage=usage,
             working_set=max(0, usage - inactive),
-            rss=_int(get(b"total_rss")),
-            cache=_int(get(b"total_cache")),
-            mapped_file=_int(get(b"total_mapped_file")),
-            swap=_int(get(b"total_swap")),
+            rss=get(b"total_rss"),
+            cache=get(b"total_cache"),
+            mapped_file=get(b"total_mapped_file"),
+            swap=get(b"total_swap"),
             max_usage=None if max_usage is None else int(max_usage),
             failcnt=None if failcnt is None else int(failcnt),
-            pgfault=_int(get(b"pgfault")),
-            pgmajfault=_int(get(b"pgmajfault")),
-            hierarchy_pgfault=_int(get(b"total_pgfault")),
-            hierarchy_pgmajfault=_int(get(b"total_pgmajfault")),
+            pgfault=get(b"pgfault"),
+            pgmajfault=get(b"pgmajfault"),
+            hierarchy_pgfault=get(b"total_pgfault"),
+            hierarchy_pgmajfault=get(b"total_pgmajfault"),
             kernel=None if kmem is None else int(kmem),
-            active_file=_int(get(b"total_active_file")),
+            active_file=get(b"total_active_file"),
             inactive_file=inactive,
-            file_dirty=_int(get(b"total_dirty")),
-            file_writeback=_int(get(b"total_writeback")),
+            file_dirty=get(b"total_dirty"),
+            file_writeback=get(b"total_writeback"),
         )
 
     def spec(self, cg: str) -> SpecStats:
@@ -237,9 +237,4 @@ class V1Reader(TreeMembership):
 
     def oom_kills(self, cg: str) -> int | None:
         data = self.files.read(cg, f"{join(self._memory, cg)}/{MEMORY_OOM_CONTROL}")
-        kills = fsread.parse_kv(data).get(b"oom_kill")
-        return None if kills is None else int(kills)
-
-
-def _int(value: bytes | None) -> int | None:
-    return None if value is None else int(value)
+        return fsread.parse_kv(data).get(b"oom_kill")

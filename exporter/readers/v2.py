@@ -92,19 +92,18 @@ class V2Reader(TreeMembership):
         user = get(b"user_usec")
         system = get(b"system_usec")
         out = CpuStats(
-            usage_ns=None if usage is None else int(usage) * 1000,
-            user_ns=None if user is None else int(user) * 1000,
-            system_ns=None if system is None else int(system) * 1000,
+            usage_ns=None if usage is None else usage * 1000,
+            user_ns=None if user is None else user * 1000,
+            system_ns=None if system is None else system * 1000,
         )
         if cfs:
-            periods = get(b"nr_periods")
-            out.periods = _int(periods)
-            out.throttled_periods = _int(get(b"nr_throttled"))
+            out.periods = get(b"nr_periods")
+            out.throttled_periods = get(b"nr_throttled")
             throttled = get(b"throttled_usec")
-            out.throttled_ns = None if throttled is None else int(throttled) * 1000
-            out.burst_periods = _int(get(b"nr_bursts"))
+            out.throttled_ns = None if throttled is None else throttled * 1000
+            out.burst_periods = get(b"nr_bursts")
             burst = get(b"burst_usec")
-            out.burst_ns = None if burst is None else int(burst) * 1000
+            out.burst_ns = None if burst is None else burst * 1000
         return out
 
     def memory(self, cg: str) -> MemoryStats:
@@ -123,18 +122,18 @@ class V2Reader(TreeMembership):
             peak = None
         else:
             usage = int(files.read(cg, f"{base}/{MEMORY_CURRENT}"))
-            events = {k.decode(): int(v) for k, v in fsread.parse_kv(files.read(cg, f"{base}/{MEMORY_EVENTS}")).items()}
+            events = {k.decode(): v for k, v in fsread.parse_kv(files.read(cg, f"{base}/{MEMORY_EVENTS}")).items()}
             swap = _int(files.read_optional(cg, f"{base}/{MEMORY_SWAP_CURRENT}"))
             peak = _int(files.read_optional(cg, f"{base}/{MEMORY_PEAK}"))  # kernel >= 5.19
-        inactive = int(get(b"inactive_file", 0))
-        pgfault = _int(get(b"pgfault"))
-        pgmajfault = _int(get(b"pgmajfault"))
+        inactive = get(b"inactive_file", 0)
+        pgfault = get(b"pgfault")
+        pgmajfault = get(b"pgmajfault")
         return MemoryStats(
             usage=usage,
             working_set=max(0, usage - inactive),
-            rss=_int(get(b"anon")),
-            cache=_int(get(b"file")),
-            mapped_file=_int(get(b"file_mapped")),
+            rss=get(b"anon"),
+            cache=get(b"file"),
+            mapped_file=get(b"file_mapped"),
             swap=swap,
             max_usage=peak,
             # v2 has no failcnt file: memory.events "max" counts the same thing (usage hit the limit).
@@ -143,15 +142,15 @@ class V2Reader(TreeMembership):
             pgmajfault=pgmajfault,
             hierarchy_pgfault=pgfault,
             hierarchy_pgmajfault=pgmajfault,
-            kernel=_int(get(b"kernel")),
-            active_file=_int(get(b"active_file")),
+            kernel=get(b"kernel"),
+            active_file=get(b"active_file"),
             inactive_file=inactive,
-            file_dirty=_int(get(b"file_dirty")),
-            file_writeback=_int(get(b"file_writeback")),
-            pgscan=_int(get(b"pgscan")),
-            pgsteal=_int(get(b"pgsteal")),
-            refault_file=_int(get(b"workingset_refault_file")),
-            refault_anon=_int(get(b"workingset_refault_anon")),
+            file_dirty=get(b"file_dirty"),
+            file_writeback=get(b"file_writeback"),
+            pgscan=get(b"pgscan"),
+            pgsteal=get(b"pgsteal"),
+            refault_file=get(b"workingset_refault_file"),
+            refault_anon=get(b"workingset_refault_anon"),
             events=events,
         )
 
@@ -196,5 +195,4 @@ class V2Reader(TreeMembership):
     def oom_kills(self, cg: str) -> int | None:
         if cg == "/":
             return None
-        kills = fsread.parse_kv(self.files.read(cg, f"{self.root}{cg}/{MEMORY_EVENTS}")).get(b"oom_kill")
-        return None if kills is None else int(kills)
+        return fsread.parse_kv(self.files.read(cg, f"{self.root}{cg}/{MEMORY_EVENTS}")).get(b"oom_kill")

@@ -106,6 +106,9 @@ class ContainerRef:
     running: bool
     source: str  # "hostwatch" or "docker"
     log_path: str = ""
+    created_at: float | None = None
+    health: str = ""  # Docker's State.Health.Status (healthy, unhealthy, starting); "" = no healthcheck
+    writable_layer: str = ""  # the directory holding what the container writes ("" = unknown or none)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -142,6 +145,8 @@ def _hostwatch_ref(s: ContainerState) -> ContainerRef:
         running=s.status == "running",
         source="hostwatch",
         log_path=s.log_path,
+        created_at=parse_rfc3339(s.created or None),
+        writable_layer=getattr(s, "upper_dir", "") or s.rootfs or "",  # the overlay upper dir, else the rootfs
     )
 
 
@@ -163,6 +168,8 @@ def _docker_ref(cid: str, data: dict[str, Any], docker_root: Path) -> ContainerR
         running=bool(state.get("Running")),
         source="docker",
         log_path=str(data.get("LogPath") or docker_root / cid / f"{cid}-json.log"),
+        created_at=parse_rfc3339(data.get("Created")),
+        health=str((state.get("Health") or {}).get("Status") or ""),
     )
 
 

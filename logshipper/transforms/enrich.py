@@ -7,8 +7,9 @@ CONTAINER_ID, the fluentd tag) is replaced by the full id, so a container's reco
 
 The hot path is a dict lookup per event. The cache is re-read in a background thread every
 `refresh_interval` (renames, removed containers), and on the spot when an event names an id it does not
-know (a container started since), at most once per `miss_refresh_interval`: a container's first lines
-are enriched like its others, and an id that is nowhere to be found costs one directory scan a second.
+know (a container started since): a container's first lines are enriched like its others. An id that
+is nowhere to be found is looked for again only after `miss_refresh_interval`, and misses of any ids
+rescan at most MISS_BURST times per MISS_WINDOW seconds, so a flood of bogus ids stays cheap.
 Values an event already has are kept; labels are shared with the cache, not copied (read-only).
 """
 
@@ -27,6 +28,9 @@ log = logging.getLogger("hostwatch.logshipper.enrich")
 
 DEFAULT_REFRESH_INTERVAL = 30.0
 DEFAULT_MISS_REFRESH_INTERVAL = 1.0
+MISS_BURST = 5
+MISS_WINDOW = 1.0
+MAX_MISSED_IDS = 10_000
 SHORT_ID_LEN = 12  # Docker's short id, as in CONTAINER_ID and the fluentd tag
 
 Loader = Callable[[Path, Path], list[ContainerRef]]
@@ -66,7 +70,8 @@ class Enricher:
         self._background = background
         self._by_id: dict[str, ContainerRef] = {}
         self._due = float("-inf")  # when the periodic refresh is next due
-        self._miss_ok = float("-inf")  # when a miss may next trigger a refresh
+        self._missed: dict[str, float] = {}  # unknown id -> when it was last looked for in vain
+        self._miss_scans: list[float] = []  # times of recent scans caused by misses
         self._thread: threading.Thread | None = None
         self.refreshes = 0
 
@@ -88,14 +93,27 @@ class Enricher:
                 missed.append(e)
                 continue
             _fill(e, ref)
-        if missed is not None and now >= self._miss_ok:
-            self._miss_ok = now + self.miss_refresh_interval
+        if missed is not None and self._may_scan_for(missed, now):
+            self._miss_scans.append(now)
             self.refresh()
             by_id = self._by_id
             for e in missed:
                 ref = by_id.get(e.container_id or "")
                 if ref is not None:
                     _fill(e, ref)
+                else:
+                    self._missed[e.container_id or ""] = now
+            if len(self._missed) > MAX_MISSED_IDS:
+                self._missed.clear()
+
+    def _may_scan_for(self, missed: list[LogEvent], now: float) -> bool:
+        """A miss rescans when one of its ids was not looked for in vain lately, within the burst cap."""
+        fresh = any(now - self._missed.get(e.container_id or "", float("-inf")) >= self.miss_refresh_interval
+                    for e in missed)
+        if not fresh:
+            return False
+        self._miss_scans = [t for t in self._miss_scans if now - t < MISS_WINDOW]
+        return len(self._miss_scans) < MISS_BURST
 
     def refresh(self) -> None:
         """Re-read the metadata now (a scan of the state root and Docker's containers directory)."""

@@ -60,10 +60,23 @@ def lib() -> ctypes.CDLL:
         handle.seccomp_arch_resolve_name.restype = ctypes.c_uint32
         handle.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
         handle.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+        handle.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
         handle.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
                                                   ctypes.POINTER(_ArgCmp)]
         _lib = handle
     return _lib
+
+
+class _Version(ctypes.Structure):
+    _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+
+
+def version() -> tuple[int, int, int]:
+    """libseccomp's own version: its syscall tables decide what a profile compiles to."""
+    fn = lib().seccomp_version
+    fn.restype = ctypes.POINTER(_Version)
+    v = fn().contents
+    return int(v.major), int(v.minor), int(v.micro)
 
 
 def action(name: str, errno_ret: int | None, default_errno: int = errno.EPERM) -> int:
@@ -139,6 +152,16 @@ class Filter:
                 _rc(self.lib.seccomp_rule_add_array(self.ctx, act, nr, len(group), array),
                     f"seccomp_rule_add({name})")
 
+    def export(self) -> bytes:
+        """The filter as the kernel takes it: an array of struct sock_filter (8 bytes each)."""
+        if self.ctx is None:
+            raise SeccompError("seccomp filter already released")
+        fd = os.memfd_create("seccomp-bpf")  # not a pipe: a large filter would fill its buffer
+        with os.fdopen(fd, "rb") as f:
+            _rc(self.lib.seccomp_export_bpf(self.ctx, fd), "seccomp_export_bpf")
+            f.seek(0)
+            return f.read()
+
     def load(self) -> None:
         if self.ctx is None:
             raise SeccompError("seccomp filter already released")
@@ -148,3 +171,31 @@ class Filter:
         if self.ctx is not None:
             self.lib.seccomp_release(self.ctx)
             self.ctx = None
+
+
+SECCOMP_SET_MODE_FILTER = 1
+FLAG_BITS = {"SECCOMP_FILTER_FLAG_LOG": 2, "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 4}
+_SYS_SECCOMP = {"x86_64": 317, "aarch64": 277}
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def load_program(program: bytes, flags: list[str]) -> None:
+    """Install an exported filter with seccomp(2), as libseccomp's seccomp_load would (without
+    setting no_new_privs: the caller holds CAP_SYS_ADMIN or has set it)."""
+    import platform
+
+    nr = _SYS_SECCOMP.get(platform.machine())
+    if nr is None or not program or len(program) % 8:
+        raise SeccompError(f"cannot load a seccomp program of {len(program)} bytes on {platform.machine()}")
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    bits = 0
+    for flag in flags:
+        bits |= FLAG_BITS[flag]
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    if libc.syscall(nr, SECCOMP_SET_MODE_FILTER, bits, ctypes.byref(prog)) != 0:
+        err = ctypes.get_errno()
+        raise SeccompError(err, f"seccomp(SET_MODE_FILTER): {os.strerror(err)}")

@@ -16,7 +16,8 @@ from runtime.rootfs import build_busybox_rootfs
 
 from hostwatch_cli import HW
 
-CGROUP_PARENTS = [CGROUP_ROOT / c / CGROUP_PARENT for c in ("cpu", "cpuacct", "memory", "pids", "cpuset", "blkio")]
+CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "cpuset", "blkio", "devices")  # devices: the runtime's device rules
+CGROUP_PARENTS = [CGROUP_ROOT / c / CGROUP_PARENT for c in CONTROLLERS]
 BRIDGE_NETNS = Path("/run/netns") / NETNS
 
 

@@ -1,12 +1,14 @@
 """A running agent with everything its dashboards show, for the dashboard and rule tests:
 
-- `hostwatch up` (embedded noida-db, exporter, shipper, indexer, demo workloads) on free ports, with a
-  one-event GELF UDP queue so a burst really drops events;
+- `hostwatch up` (exporter, shipper, indexer, demo workloads) on free ports, with a one-event GELF
+  UDP queue so a burst really drops events, against a noida-db (Kafka + Elasticsearch) started first
+  with the shipper's topic already created (an indexer subscribed before the topic exists may wait
+  minutes for librdkafka's next metadata refresh);
 - runtime workloads that make the container panels and rules real: a CPU-throttled burner, one near
   its memory limit, one whose children the OOM killer ends, one on the bridge network doing I/O;
 - two alerting replicas sharing the embedded Kafka, notifying a webhook receiver here and a dead one;
-- traffic: GELF and forward-protocol events, malformed GELF, a non-JSON and a mapping-conflict record
-  in the shipper's topic (dead letters);
+- traffic, all along: GELF bursts (some dropped), malformed GELF (rejected), forward-protocol events, a
+  non-JSON and a mapping-conflict record in the shipper's topic (dead letters);
 - Debian's Prometheus scraping the agent and the replicas every second, with the compose stack's alert
   rules loaded and the replicas as its alertmanagers.
 
@@ -35,12 +37,16 @@ import pytest
 from dashboards.sources import Prometheus
 
 from hostwatch_cli import HW
-from peers import free_port, stop_process, wait_http
+from peers import NoidaDB, free_port, stop_process, wait_http
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "compose" / "prometheus" / "rules" / "hostwatch.rules.yml"
 SCRAPE_INTERVAL = 1.0
 READY_TIMEOUT = 90.0
+TRAFFIC_EVERY = 4.0
+GELF_BURST = 150  # datagrams at once: far more than the one-event UDP queue holds
+FORWARD_EVENTS = 5
+BAD_RECORDS_EVERY = 4  # rounds
 TOPIC = "hostwatch-logs"
 GATEWAY = "10.88.0.1"  # the bridge's address (the runtime keeps the subnet's first host for it)
 
@@ -58,7 +64,7 @@ ALERTING_CONFIG = """route:
   group_by: [alertname]
   group_wait: 1s
   group_interval: 2s
-  repeat_interval: 1m
+  repeat_interval: 10s
 receivers:
   - name: team
     webhook_configs:
@@ -104,6 +110,7 @@ class Stack:
     kafka: str
     hw: HW
     webhook: Webhook
+    traffic: Traffic
     logs: dict[str, Path] = field(default_factory=dict)
 
     def log_tail(self, name: str, chars: int = 3000) -> str:
@@ -170,6 +177,14 @@ def _prometheus_config(workdir: Path, agent: str, replicas: list[str]) -> Path:
     return config
 
 
+def _create_topic(bootstrap: str) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the futures resolve
+    for f in admin.create_topics([NewTopic(TOPIC, 1, 1)]).values():
+        f.result(30)
+
+
 def _send_gelf(port: int, burst: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         for i in range(burst):
@@ -196,10 +211,39 @@ def _bad_records(bootstrap: str) -> None:
 
     p = Producer({"bootstrap.servers": bootstrap})
     p.produce(TOPIC, b"this record is not JSON")
-    conflict = {"@timestamp": "not a date at all", "message": "mapping conflict", "event": {"id": "dashboards-bad"}}
+    conflict = {"@timestamp": "not a date at all", "message": "mapping conflict",
+                "event": {"id": f"dashboards-bad-{time.time_ns()}"}}
     p.produce(TOPIC, json.dumps(conflict).encode())
     if p.flush(30):
-        pytest.fail("could not produce the bad records to Kafka")
+        raise RuntimeError("could not produce the bad records to Kafka")
+
+
+class Traffic:
+    """Log traffic every few seconds until closed, so rates and increases stay non-zero."""
+
+    def __init__(self, gelf_port: int, forward_port: int, bootstrap: str, every: float = TRAFFIC_EVERY) -> None:
+        self._stop = threading.Event()
+        self.rounds = 0
+        self.errors: list[str] = []
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    _send_gelf(gelf_port, GELF_BURST)
+                    _send_forward(forward_port, FORWARD_EVENTS)
+                    if self.rounds % BAD_RECORDS_EVERY == 0:
+                        _bad_records(bootstrap)
+                except Exception as e:  # noqa: BLE001 - kept for the failure message; traffic goes on
+                    self.errors.append(repr(e))
+                self.rounds += 1
+                self._stop.wait(every)
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(60)
 
 
 @contextlib.contextmanager
@@ -210,13 +254,17 @@ def running_stack(workdir: Path) -> Iterator[Stack]:
     data = workdir / "data"
     hw = HW(data / "containers")
     webhook = Webhook()
-    ports = {k: free_port() for k in ("agent", "kafka", "es", "forward", "gelf", "a1", "a2", "dead")}
+    ports = {k: free_port() for k in ("agent", "forward", "gelf", "a1", "a2", "dead")}
     agent = f"127.0.0.1:{ports['agent']}"
-    kafka = f"127.0.0.1:{ports['kafka']}"
+    noida = NoidaDB(workdir / "noida")
+    traffic: Traffic | None = None
     try:
+        noida.start()
+        kafka = noida.bootstrap
+        _create_topic(kafka)
         up = procs.start("up", [sys.executable, "-m", "hostwatch", "up", "--data-dir", str(data),
-                                "--web.listen-address", agent, "--embedded.kafka-port", str(ports["kafka"]),
-                                "--embedded.elasticsearch-port", str(ports["es"]),
+                                "--web.listen-address", agent, "--kafka.brokers", kafka,
+                                "--elasticsearch.hosts", noida.es_url,
                                 "--forward.listen-address", f"127.0.0.1:{ports['forward']}",
                                 "--gelf.listen-address", f"127.0.0.1:{ports['gelf']}",
                                 "--gelf.udp-queue-events", "1"])
@@ -250,19 +298,18 @@ def running_stack(workdir: Path) -> Iterator[Stack]:
                                           f"--web.listen-address=127.0.0.1:{prom_port}"])
         prom_url = f"http://127.0.0.1:{prom_port}"
         wait_http(prom_url + "/-/ready", prom, "prometheus", lambda: procs.tail("prometheus"))
-        _send_forward(ports["forward"], 20)
-        _bad_records(kafka)
-        for _ in range(3):
-            _send_gelf(ports["gelf"], 400)
-            time.sleep(1)
-        stack = Stack(workdir, Prometheus(prom_url), agent, replicas, f"http://127.0.0.1:{ports['es']}", kafka, hw,
-                      webhook, procs.logs)
+        traffic = Traffic(ports["gelf"], ports["forward"], kafka)
+        stack = Stack(workdir, Prometheus(prom_url), agent, replicas, noida.es_url, kafka, hw, webhook, traffic,
+                      procs.logs)
         yield stack
     finally:
+        if traffic is not None:
+            traffic.close()
         procs.stop("prometheus")
         for key in ("a1", "a2"):
             procs.stop(f"alerting-{key}")
         hw.cleanup()
         procs.stop("up", signal.SIGINT)
         procs.close()
+        noida.stop()
         webhook.close()

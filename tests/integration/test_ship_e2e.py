@@ -116,7 +116,8 @@ def test_every_driver_and_fluent_logger_arrive_exactly(kafka: Any, journal: Jour
         want = 4 * (LINES + LINES // 2) + LINES
         deadline = time.monotonic() + 60
         while True:  # the journal adds its own entries ("Journal started"): count ours
-            records = [orjson.loads(r.value) for r in read_topic(kafka.bootstrap, topic, None, idle=3)]
+            raw = read_topic(kafka.bootstrap, topic, None, idle=3)
+            records = [orjson.loads(r.value) | {"_partition": r.partition, "_key": r.key} for r in raw]
             ours = [r for r in records if ours_only(r, set(ids))]
             if len(ours) >= want or time.monotonic() > deadline:
                 break
@@ -126,7 +127,8 @@ def test_every_driver_and_fluent_logger_arrive_exactly(kafka: Any, journal: Jour
             mine = groups[name]
             out = [r["message"] for r in mine if r["message"].startswith("n=")]
             err = [r["message"] for r in mine if r["message"].startswith("e=")]
-            assert out == [expected(i) for i in range(1, LINES + 1)], name
+            where = {(r["_partition"], r["_key"], r["input"]["type"]) for r in mine}
+            assert out == [expected(i) for i in range(1, LINES + 1)], (name, where)
             assert err == [f"e={i}" for i in range(2, LINES + 1, 2)], name
             for r in mine:
                 assert r["container"]["id"] == cid and r["container"]["image"]["name"] == "busybox", (name, r)

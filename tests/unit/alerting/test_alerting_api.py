@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import subprocess
@@ -12,10 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
+from alerting import command
 from alerting.service import AlertingService
 from alerting.settings import AlertingConfig, ConfigSection, StateSection, WebSection
+from alerting.webhook import go_json
+from hostwatch.core.config import ConfigError
 
 Body = Callable[[aiohttp.ClientSession, str, AlertingService], Awaitable[None]]
 
@@ -215,7 +220,34 @@ def test_usage_errors_exit_125_with_one_line(tmp_path: Path) -> None:
 
 
 def test_payload_json_is_html_safe_like_go() -> None:
-    from alerting.webhook import go_json
-
     assert json.loads(go_json({"a": "<&>"})) == {"a": "<&>"}
     assert go_json({"a": "<&>"}) == b'{"a":"\\u003c\\u0026\\u003e"}\n'
+
+
+def test_register_adds_alerting_and_lets_extensions_add_verbs() -> None:
+    def who_is_on_call(verbs: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+        w = verbs.add_parser("who-is-on-call")
+        w.add_argument("schedule", nargs="?")
+        w.set_defaults(func=lambda a: 7)
+
+    parser = argparse.ArgumentParser()
+    command.register(parser.add_subparsers(dest="cmd"), [who_is_on_call])
+    args = parser.parse_args(["alerting", "--kafka.brokers", "a:1,b:2", "--cluster.peer-timeout", "2s"])
+    cfg = command.config_from_args(args)
+    assert args.func is command.run and cfg.kafka.brokers == ("a:1", "b:2") and cfg.cluster.peer_timeout == 2.0
+    assert parser.parse_args(["alerting", "who-is-on-call", "primary"]).func(None) == 7
+
+
+def test_an_escalation_policy_without_the_on_call_module_is_a_config_error(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "am.yml"
+    cfg_file.write_text("route: {receiver: p}\nreceivers: [{name: p, escalation_policy: ops}]\n")
+
+    async def main() -> None:
+        svc = AlertingService(AlertingConfig(config=ConfigSection(cfg_file), web=WebSection("127.0.0.1:0")))
+        try:
+            with pytest.raises(ConfigError, match="no on-call module is installed"):
+                await svc.start()
+        finally:
+            await svc.stop()
+
+    asyncio.run(main())

@@ -9,6 +9,7 @@ import pytest
 from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import parse_groups
+from exporter.groups import resolve_disabled
 from exporter.families import Family, render
 from exporter.readers import CpuStats, open_reader
 from exporter.scrape import Exporter
@@ -50,7 +51,7 @@ def test_v2_missing_controllers_are_counted() -> None:
     fams = exp.collect(now=NOW)
     old = "/system.slice/old-kernel.service"
     assert exp.errors["spec"] == 1 and exp.errors["process"] == 1
-    assert value(fams, "container_memory_max_usage_bytes", id=old) is None  # optional: no error
+    assert value(fams, "container_memory_max_usage_bytes", id=old) == 0  # no memory.peak: 0 as cAdvisor, no error
     assert exp.errors["memory"] == 0
     assert value(fams, "container_memory_usage_bytes", id=old) == 8388608
     cg = f"/hostwatch/{HW2_ID}"
@@ -102,7 +103,7 @@ def test_per_cpu_and_total() -> None:
 
 
 def test_disable_metrics_groups() -> None:
-    disabled = parse_groups("network,pressure,process,namespace,diskio")
+    disabled = resolve_disabled("network,pressure,process,namespace,diskio,disk,tcp,udp")
     fams = Exporter(fixture_config("hybrid", disabled_metrics=disabled)).collect(now=NOW)
     names = {f.name for f in fams}
     assert not any(n.startswith(("container_network", "container_pressure", "container_fs")) for n in names)
@@ -110,6 +111,19 @@ def test_disable_metrics_groups() -> None:
     assert "container_cpu_usage_seconds" in names
     with pytest.raises(ValueError, match="bogus"):
         parse_groups("cpu,bogus")
+
+
+def test_disable_metrics_replaces_the_default_off_list_as_in_cadvisor() -> None:
+    """--disable_metrics=percpu turns tcp and udp on (they are off only by default), as cAdvisor's
+    flag does; naming them keeps them off."""
+    on = Exporter(fixture_config("v1", disabled_metrics=resolve_disabled("percpu"))).collect(now=NOW)
+    assert value(on, "container_network_tcp_usage_total", name="web", tcp_state="listen") == 1
+    assert value(on, "container_network_udp_usage_total", name="web", udp_state="rxqueued") == 256
+    off = Exporter(fixture_config("v1", disabled_metrics=resolve_disabled("percpu,tcp,udp"))).collect(now=NOW)
+    assert not samples(off, "container_network_tcp_usage_total")
+    default = Exporter(fixture_config("v1", disabled_metrics=resolve_disabled(None))).collect(now=NOW)
+    assert not samples(default, "container_network_tcp_usage_total")
+    assert value(default, "container_cpu_usage_seconds_total", name="web", cpu="cpu01") == 2.5
 
 
 class _VanishingReader:
@@ -123,12 +137,12 @@ class _VanishingReader:
     def __getattr__(self, name: str) -> object:
         return getattr(self._inner, name)
 
-    def cpu(self, cg: str, per_cpu: bool) -> CpuStats:
+    def cpu(self, cg: str, per_cpu: bool, cfs: bool = True) -> CpuStats:
         if cg == self.vanished:
             raise FileNotFoundError(cg)
         if cg == self.broken:
             raise ValueError("junk in cpu.stat")
-        return self._inner.cpu(cg, per_cpu)  # type: ignore[attr-defined, no-any-return]
+        return self._inner.cpu(cg, per_cpu, cfs)  # type: ignore[attr-defined, no-any-return]
 
 
 def test_cgroup_vanishing_mid_scrape() -> None:
@@ -154,6 +168,8 @@ def test_a_crashing_collector_is_counted_and_the_rest_still_served() -> None:
     fams = exp.collect(now=NOW)
     assert exp.errors["boom"] == 1
     assert value(fams, "container_memory_usage_bytes", id="/") == 2147483648
+    assert value(fams, "container_scrape_error") == 1  # cAdvisor's flag that a collection went wrong
+    assert value(Exporter(fixture_config("v1")).collect(now=NOW), "container_scrape_error") == 0
     assert value(fams, "hostwatch_exporter_collector_errors_total", collector="boom") == 1
 
 
@@ -162,7 +178,8 @@ def test_registry_integration() -> None:
 
     exp = Exporter(fixture_config("v2"))
     text = generate_latest(exp.registry()).decode()
-    assert 'container_memory_working_set_bytes{container_label_com_example_team="",container_label_tier="back"' in text
+    assert ('container_memory_working_set_bytes{container_label_com_docker_compose_service="",'
+            'container_label_io_podman_compose_project="",container_label_tier="back"') in text
     assert "hostwatch_exporter_scrape_duration_seconds" in text
 
 

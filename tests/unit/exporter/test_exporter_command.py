@@ -72,7 +72,7 @@ def test_every_usage_error_exits_125_like_the_rest_of_hostwatch(
 def test_a_bad_group_names_itself(capsys: pytest.CaptureFixture[str]) -> None:
     args = parser().parse_args(["exporter", "--disable-metrics", "nope"])
     assert args.func(args) == EXIT_USAGE
-    assert "unknown metric group(s) nope" in capsys.readouterr().err
+    assert "unknown metric kind(s) nope" in capsys.readouterr().err
 
 
 def test_listen_address() -> None:

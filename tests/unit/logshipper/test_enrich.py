@@ -70,7 +70,8 @@ def test_what_the_source_knows_is_kept(roots: tuple[Path, Path]) -> None:
         DID, "renamed", "nginx@sha256:abc", {"team": "core"})
 
 
-def test_a_new_container_is_found_on_a_miss_at_most_once_per_interval(roots: tuple[Path, Path]) -> None:
+def test_a_new_container_is_found_on_a_miss_and_bogus_ids_are_looked_for_once_per_interval(
+        roots: tuple[Path, Path]) -> None:
     state_root, docker_root = roots
     clock = Clock()
     e = Enricher(state_root, docker_root, clock=clock, refresh_interval=3600, miss_refresh_interval=1.0,
@@ -83,12 +84,20 @@ def test_a_new_container_is_found_on_a_miss_at_most_once_per_interval(roots: tup
     e.apply([first])  # a miss: re-read now
     assert (first.container_name, first.image, first.labels, e.refreshes) == ("late", "alpine", {}, 2)
     for _ in range(100):
-        e.apply([ev("0" * 64)])  # nowhere to be found, within the interval: no scan
-    assert e.refreshes == 2
+        e.apply([ev("0" * 64)])  # nowhere to be found: one scan, then none within the interval
+    assert e.refreshes == 3
+    second = "c3" * 32
+    write_runtime(state_root, second, "later", "alpine", {"a": "b"})
+    found = ev(second)
+    e.apply([found])  # another new container at the same moment is still found at once
+    assert (found.container_name, found.labels, e.refreshes) == ("later", {"a": "b"}, 4)
     clock.now += 1.0
     for _ in range(100):
         e.apply([ev("0" * 64)])  # one scan for the next interval's misses
-    assert e.refreshes == 3
+    assert e.refreshes == 5
+    for i in range(100):
+        e.apply([ev(f"{i:064x}")])  # a flood of distinct bogus ids: capped scans
+    assert e.refreshes <= 5 + 5
 
 
 def test_hot_path_does_not_scan(roots: tuple[Path, Path]) -> None:
