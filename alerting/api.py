@@ -3,7 +3,7 @@
 Beyond Alertmanager: `POST /api/v2/alerts/groups/{groupID}/ack` (body optional:
 `{"createdBy": "...", "comment": "..."}`) acknowledges a group, `DELETE` on the same path clears it,
 `GET /api/v2/acks` lists them; groupID is sha256(groupKey) hex, given as `id` in each group of
-GET /api/v2/alerts/groups.
+GET /api/v2/alerts/groups. A form POST (the ack link's confirmation page, alerting/web) answers a page.
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from alerting.matchers import Matcher, MatcherError, all_match, parse_matcher
 from alerting.model import Alert, format_time_ms, fp_hex, labels_before
 from alerting.silences import SilenceError, silence_from_api
 from alerting.store import alert_from_api
+from alerting.web import ackpage
 
 if TYPE_CHECKING:
     from alerting.service import AlertingService
 
 JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
 
 
 def _json(obj: Any, status: int = 200) -> web.Response:
@@ -234,22 +236,30 @@ class Api:
         return _json([{"name": r.name} for r in self.svc.am_config.receivers])
 
     async def ack(self, request: web.Request) -> web.Response:
+        """JSON (`{"createdBy", "comment"}`, both optional) answers JSON; a form body (the ack link's
+        confirmation page) answers a page. `?by=` names who acknowledges when the body does not."""
         gid = request.match_info["gid"]
-        group = next((g for g in self.svc.groups() if g.id == gid), None)
+        form = request.content_type in (FORM, "multipart/form-data")
+        group = ackpage.find_group(self.svc, gid)
         if group is None:
-            return _error("alert group not found", 404)
+            return ackpage.not_found() if form else _error("alert group not found", 404)
         body: Any = {}
-        raw = await request.read()
-        if raw.strip():
-            try:
-                body = orjson.loads(raw)
-            except orjson.JSONDecodeError as e:
-                return _error(f"parsing ack body failed: {e}")
-        if not isinstance(body, dict):
-            return _error("ack body must be an object")
-        ack = self.svc.acks.ack(gid, group.key, str(body.get("createdBy", "")), str(body.get("comment", "")))
+        if form:
+            data = await request.post()
+            body = {"createdBy": str(data.get("by", "")), "comment": str(data.get("comment", ""))}
+        else:
+            raw = await request.read()
+            if raw.strip():
+                try:
+                    body = orjson.loads(raw)
+                except orjson.JSONDecodeError as e:
+                    return _error(f"parsing ack body failed: {e}")
+            if not isinstance(body, dict):
+                return _error("ack body must be an object")
+        by = str(body.get("createdBy") or request.query.get("by", ""))
+        ack = self.svc.acks.ack(gid, group.key, by, str(body.get("comment", "")))
         await self.svc.durable()
-        return _json(ack.api())
+        return ackpage.done(self.svc, group, ack) if form else _json(ack.api())
 
     async def unack(self, request: web.Request) -> web.Response:
         ack = self.svc.acks.clear(request.match_info["gid"])

@@ -79,6 +79,7 @@ class Dispatcher:
         self._wake: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._flushes: set[asyncio.Task[FlushResult]] = set()
+        self.on_drop: list[Callable[[AggregationGroup], None]] = []  # a group emptied (all resolved) and gone
 
     def process(self, alert: Alert) -> None:
         now_ns, now = self.clock.time_ns(), self.clock.monotonic()
@@ -173,3 +174,5 @@ class Dispatcher:
         key = self._gkey(group)
         if self.groups.get(key) is group:
             del self.groups[key]
+            for fn in self.on_drop:
+                fn(group)

@@ -33,6 +33,11 @@ class AlertingMetrics:
         self.kafka_up = Gauge("hostwatch_alerting_kafka_up", "1 while the replicated log is reachable.", registry=r)
         self.replicas = Gauge("hostwatch_alerting_replicas", "Replicas seen in the log recently.", registry=r)
         self.alerts = Gauge("hostwatch_alerting_alerts", "Alerts in the store.", registry=r)
+        self.oncall_undelivered = Counter("hostwatch_alerting_oncall_undelivered", "On-call notifications to "
+                                          "contacts hostwatch does not send to (email: data only).", ["contact"],
+                                          registry=r)
+        self.oncall_incidents = Gauge("hostwatch_alerting_oncall_incidents", "Escalation incidents by status.",
+                                      ["status"], registry=r)
         self.silences = Gauge("hostwatch_alerting_silences", "Silences by state.", ["state"], registry=r)
 
     def exposition(self) -> bytes:

@@ -30,13 +30,17 @@ from alerting.inhibit import Inhibitor
 from alerting.metrics import AlertingMetrics
 from alerting.model import Alert, format_time_ms
 from alerting.nflog import NotificationLog
-from alerting.pipeline import IntegrationFactory, PipelineDeps, build_pipeline
+from alerting.oncall.config import EXTENSIONS as ONCALL_EXTENSIONS
+from alerting.oncall.escalation import ACKNOWLEDGED, RESOLVED, TRIGGERED
+from alerting.paging import Paging
+from alerting.pipeline import ESCALATION_POLICY, IntegrationFactory, PipelineDeps, build_pipeline
 from alerting.replog import FileLog, KafkaLog, MemoryBroker, ReplicatedLog
 from alerting.route import Route
 from alerting.settings import AlertingConfig
 from alerting.silences import ACTIVE, EXPIRED, PENDING, Silences
 from alerting.state import REPLAY_RESOLVED_MAX_NS, ReplicatedState
 from alerting.store import AlertStore
+from alerting.web import WebUI
 from hostwatch.core.config import ConfigError
 
 log = logging.getLogger("hostwatch.alerting")
@@ -69,10 +73,8 @@ class AlertingService:
                  extensions: Mapping[str, amconfig.Extension] | None = None) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
-        self.factories, self.extensions = dict(factories or {}), dict(extensions or {})
         self.metrics = AlertingMetrics()
         self.replica = config.cluster.replica_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-        self.am_config = self._load()
         self.store = AlertStore()
         self.silences = Silences(self.clock.time_ns)
         self.nflog = NotificationLog(self.clock.time_ns)
@@ -81,6 +83,14 @@ class AlertingService:
         self.replog = replog or self._default_log()
         self.state = ReplicatedState(self.replica, self.clock, self.store, self.silences, self.nflog, self.claims,
                                      self.acks, self._append)
+        # On-call is built in: people/schedules/escalation_policies sections and receivers that name an
+        # escalation_policy work with no wiring; a caller's own "escalation_policy" factory replaces it.
+        self.paging = Paging(self)
+        self._own_paging = ESCALATION_POLICY not in (factories or {})
+        self.factories = {ESCALATION_POLICY: self.paging.integrations, **(factories or {})}
+        self.extensions = {**ONCALL_EXTENSIONS, **(extensions or {})}
+        self.am_config = self._load()
+        self.paging.configure(self.am_config, check_receivers=self._own_paging)
         self.store.subscribe(self._on_alert)
         self.route = Route(self.am_config.route)
         self.inhibitor = Inhibitor(self.am_config.inhibit_rules)
@@ -133,8 +143,15 @@ class AlertingService:
                             lambda: self.state.position(3 * max(self.heartbeat_interval, lease)),
                             self._session, self.external_url, self.metrics)
         pipeline = build_pipeline(self.am_config, deps, self.factories)
+        self.paging.bind(deps)
         # Waiting claimants may need two leases to take over a silent owner's claim.
-        return Dispatcher(self.route, pipeline.exec, self.clock, lambda: 2 * lease)
+        dispatcher = Dispatcher(self.route, pipeline.exec, self.clock, lambda: 2 * lease)
+        dispatcher.on_drop.append(self._group_gone)
+        return dispatcher
+
+    def _group_gone(self, group: AggregationGroup) -> None:
+        """Every alert of the group resolved: its acknowledgement ends with it (a new firing starts afresh)."""
+        self.acks.clear(group.id)
 
     async def start(self) -> None:
         host, port = parse_listen_address(self.config.web.listen_address)
@@ -143,6 +160,7 @@ class AlertingService:
         await self.replog.start(self.state.apply)
         app = web.Application(client_max_size=64 << 20)
         app.add_routes(Api(self).routes())
+        app.add_routes(WebUI(self).routes())
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port, reuse_address=True).start()
@@ -152,12 +170,17 @@ class AlertingService:
         for a in self.store:
             self.dispatcher.process(a)
         await self.dispatcher.start()
+        await self.paging.start()
         self.state.heartbeat(self.address)
         await self.replog.synced(SYNC_TIMEOUT)
         self._tasks = [asyncio.ensure_future(self._every(self.heartbeat_interval, self._heartbeat)),
                        asyncio.ensure_future(self._every(GC_INTERVAL, self._gc))]
         self.metrics.replica_up.set(1)
         log.info("alerting replica %s listening on %s", self.replica, self.address)
+
+    @property
+    def started_ns(self) -> int:
+        return self._started_ns
 
     @property
     def address(self) -> str:
@@ -191,6 +214,11 @@ class AlertingService:
             counts[s.state(now)] += 1
         for state, n in counts.items():
             m.silences.labels(state).set(n)
+        incidents = {TRIGGERED: 0, ACKNOWLEDGED: 0, RESOLVED: 0}
+        for inc in self.paging.escalator.incidents.values():
+            incidents[inc.status] += 1
+        for status, n in incidents.items():
+            m.oncall_incidents.labels(status).set(n)
 
     def _gc(self) -> None:
         # Resolved alerts stay (and stay in the log) for as long as Alertmanager's GC keeps them, so a
@@ -201,18 +229,21 @@ class AlertingService:
         self.silences.gc()
         self.nflog.gc()
         self.claims.gc()
+        self.paging.gc(self.clock.time_ns())
 
     async def reload(self) -> None:
         """POST /-/reload: a new route tree, inhibit rules and receivers; groups are rebuilt from the store
         (Alertmanager does the same) and dedup against the notification log keeps them from re-notifying."""
         new = self._load()
         old_cfg, old_route, old_inhibitor = self.am_config, self.route, self.inhibitor
+        self.paging.configure(new, check_receivers=self._own_paging)
         self.am_config, self.route = new, Route(new.route)
         self.inhibitor = Inhibitor(new.inhibit_rules)
         try:
             dispatcher = self._build_dispatcher()
         except ConfigError:
             self.am_config, self.route, self.inhibitor = old_cfg, old_route, old_inhibitor
+            self.paging.configure(old_cfg, check_receivers=self._own_paging)
             raise
         self.inhibitor.load(self.store)
         if self.dispatcher is not None:
@@ -254,6 +285,7 @@ class AlertingService:
 
     async def stop(self) -> None:
         self.metrics.replica_up.set(0)
+        await self.paging.stop()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

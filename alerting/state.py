@@ -1,11 +1,11 @@
 """What a replica shares through the replicated log, and how it rebuilds from it.
 
 Keys: `alert:<fp>`, `silence:<id>`, `nflog:<groupKey>:<receiver>`, `claim:<claim>:<replica>`,
-`ack:<groupID>`, `member:<replica>`. Local changes to silences, the notification log and acks are
-appended as they happen; records from the log are merged (newest wins), so a replica's own records
-coming back are no-ops. Alerts are appended when they are new or change, or when the stored endsAt
-is more than half used up, not on every identical re-post, so the log stays small while a restarted
-replica still gets every alert back.
+`ack:<groupID>`, `member:<replica>`, and extensions' own kinds (`oncall:` escalation events). Local
+changes to silences, the notification log and acks are appended as they happen; records from the log
+are merged (newest wins), so a replica's own records coming back are no-ops. Alerts are appended when
+they are new or change, or when the stored endsAt is more than half used up, not on every identical
+re-post, so the log stays small while a restarted replica still gets every alert back.
 """
 
 from __future__ import annotations
@@ -56,6 +56,10 @@ class ReplicatedState:
         self._persisted: dict[int, tuple[int, dict[str, str], str, int]] = {}  # fp -> what was last appended
         self._replaying = False
         self.last_applied = 0.0  # monotonic time of the last record applied (liveness of the log)
+        # Extensions: records of their own kind (`oncall:` events), and every ack record as the log
+        # orders it (escalation maps acks to its events in log order, the same on every replica).
+        self.handlers: dict[str, Callable[[str, dict[str, Any] | None], None]] = {}
+        self.ack_applied: list[Callable[[Ack], None]] = []
         silences.on_change.append(lambda s: append(f"silence:{s.id}", s.record()))
         nflog.on_change.append(self._log_entry)
         acks.on_change.append(lambda a: append(f"ack:{a.group_id}", a.record()))
@@ -122,9 +126,14 @@ class ReplicatedState:
         elif kind == "silence" and value is not None:
             self.silences.merge(Silence.from_record(value))
         elif kind == "ack" and value is not None:
-            self.acks.merge(Ack.from_record(value))
+            ack = Ack.from_record(value)
+            self.acks.merge(ack)
+            for fn in self.ack_applied:
+                fn(ack)
         elif kind == "member" and value is not None:
             self.members[rest] = Member(rest, str(value.get("address", "")), self.clock.monotonic())
             self.claims.beat(rest, float(value.get("sent", 0.0)))
+        elif kind in self.handlers:
+            self.handlers[kind](key, value)
         elif value is not None:
             log.debug("alerting: ignoring log record %s", key)

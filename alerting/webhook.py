@@ -63,17 +63,22 @@ class WebhookNotifier:
     async def notify(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> None:
         body = go_json(webhook_message(ctx.receiver, ctx.group_key, ctx.group_labels, alerts, self.external_url,
                                        self.config.max_alerts, self.now()))
-        timeout = aiohttp.ClientTimeout(total=ctx.attempt_timeout or DEFAULT_ATTEMPT_TIMEOUT)
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
-        if ctx.claim:
-            # Lets a receiver that cares recognise a re-delivery of the same notification.
-            headers["Idempotency-Key"] = ctx.claim
-        try:
-            async with self.session.post(self.config.url, data=body, headers=headers, timeout=timeout) as resp:
-                await resp.read()
-                status = resp.status
-        except (TimeoutError, aiohttp.ClientError, OSError) as e:
-            raise NotifyError(f"webhook {self.config.url}: {e or type(e).__name__}") from None
-        if status // 100 == 2:
-            return
-        raise NotifyError(f"webhook {self.config.url}: unexpected status code {status}", retriable=status // 100 == 5)
+        await post_json(self.session, self.config.url, body, ctx)
+
+
+async def post_json(session: aiohttp.ClientSession, url: str, body: bytes, ctx: NotifyContext) -> None:
+    """One delivery attempt of a webhook body; NotifyError (retriable or not) unless the answer is 2xx."""
+    timeout = aiohttp.ClientTimeout(total=ctx.attempt_timeout or DEFAULT_ATTEMPT_TIMEOUT)
+    headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+    if ctx.claim:
+        # Lets a receiver that cares recognise a re-delivery of the same notification.
+        headers["Idempotency-Key"] = ctx.claim
+    try:
+        async with session.post(url, data=body, headers=headers, timeout=timeout) as resp:
+            await resp.read()
+            status = resp.status
+    except (TimeoutError, aiohttp.ClientError, OSError) as e:
+        raise NotifyError(f"webhook {url}: {e or type(e).__name__}") from None
+    if status // 100 == 2:
+        return
+    raise NotifyError(f"webhook {url}: unexpected status code {status}", retriable=status // 100 == 5)

@@ -8,8 +8,10 @@ tests fail while it is stale: a renamed metric then breaks the dashboards build.
 
 # (name as PromQL spells it, type, component, label names)
 FAMILIES: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
-    ("cadvisor_version_info", "gauge", "exporter", ("cadvisorRevision", "cadvisorVersion", "dockerVersion", "kernelVersion", "osVersion")),
-    ("container_blkio_device_usage_total", "counter", "exporter", ("device", "id", "image", "major", "minor", "name", "operation")),
+    ("cadvisor_version_info", "gauge", "exporter",
+     ("cadvisorRevision", "cadvisorVersion", "dockerVersion", "kernelVersion", "osVersion")),
+    ("container_blkio_device_usage_total", "counter", "exporter",
+     ("device", "id", "image", "major", "minor", "name", "operation")),
     ("container_cpu_cfs_burst_periods_total", "counter", "exporter", ("id", "image", "name")),
     ("container_cpu_cfs_burst_seconds_total", "counter", "exporter", ("id", "image", "name")),
     ("container_cpu_cfs_periods_total", "counter", "exporter", ("id", "image", "name")),

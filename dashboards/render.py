@@ -25,6 +25,7 @@ COL_PX, ROW_PX, HEADER_PX, GAP_PX, DPI = 64, 34, 56, 6, 100
 POINTS = 160  # per series, like a panel of ~1000 px at Grafana's default max data points
 MAX_LEGEND = 6
 LEGEND_COLUMNS = 3
+SECONDS_TICKS = 900.0  # a range shorter than this labels its time axis with seconds
 LEGEND_ROW_PX = 9
 BACKGROUND, PANEL, BORDER, TEXT, MUTED = "#111217", "#181b1f", "#2c3235", "#ccccdc", "#7b7f87"
 PALETTE = ("#73BF69", "#F2CC0C", "#8AB8FF", "#FF780A", "#F2495C", "#5794F2", "#B877D9", "#FADE2A", "#37872D",
@@ -133,6 +134,8 @@ def _draw_timeseries(ax: Any, panel: Mapping[str, Any], series: list[tuple[str, 
     from matplotlib.ticker import MaxNLocator
 
     unit = unit_of(panel)
+    bars = ((((panel.get("fieldConfig") or {}).get("defaults") or {}).get("custom") or {}).get("drawStyle")
+            == "bars")
     for i, (name, s) in enumerate(series):
         xs = [mdates.date2num(datetime.fromtimestamp(t, UTC)) for t, _ in s.points]
         ys = [v for _, v in s.points]
@@ -140,6 +143,10 @@ def _draw_timeseries(ax: Any, panel: Mapping[str, Any], series: list[tuple[str, 
         label = name if i < MAX_LEGEND - 1 or len(series) == MAX_LEGEND else None
         if i == MAX_LEGEND - 1 and len(series) > MAX_LEGEND:
             label = f"{name} (+{len(series) - MAX_LEGEND} more)"
+        if bars:
+            width = (xs[1] - xs[0]) * 0.8 if len(xs) > 1 else 1 / 1440
+            ax.bar(xs, ys, width=width, color=c, alpha=0.8, align="edge", label=plain(label) if label else None)
+            continue
         ax.plot(xs, ys, color=c, linewidth=1.2, label=plain(label) if label else None)
         if len(xs) == 1:
             ax.plot(xs, ys, "o", color=c, markersize=3)
@@ -152,7 +159,8 @@ def _draw_timeseries(ax: Any, panel: Mapping[str, Any], series: list[tuple[str, 
     ax.yaxis.set_major_locator(MaxNLocator(5))
     ax.yaxis.set_major_formatter(lambda v, _: plain(units.format_value(v, unit)))
     ax.xaxis.set_major_locator(MaxNLocator(5))
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M", tz=UTC))
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S" if end - start < SECONDS_TICKS else "%H:%M",
+                                                      tz=UTC))
     ax.tick_params(colors=MUTED, labelsize=6, length=2)
     ax.grid(color=BORDER, linewidth=0.5)
     for spine in ax.spines.values():

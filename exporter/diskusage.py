@@ -71,10 +71,16 @@ def walk_usage(path: str, pace: Callable[[], None] = lambda: None) -> Usage:
 
 class DiskUsage:
     def __init__(self, refresh_seconds: float, max_cpu: float,
-                 walk: Callable[[str, Callable[[], None]], Usage] = walk_usage) -> None:
+                 walk: Callable[[str, Callable[[], None]], Usage] = walk_usage,
+                 cpu_clock: Callable[[], float] = time.thread_time,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`walk(path, pace)` measures; `cpu_clock` (the walking thread's CPU time) and `clock` pace it."""
         self.refresh_seconds = refresh_seconds
         self.max_cpu = max(0.001, min(1.0, max_cpu))
         self._walk = walk
+        self._cpu_clock = cpu_clock
+        self._clock = clock
+        self.slept = 0.0  # seconds the walker paused to stay within max_cpu
         self._values: dict[str, Usage] = {}
         self._measured: dict[str, float] = {}  # path -> monotonic time of its last measurement
         self._wanted: dict[str, float] = {}  # path -> monotonic time it was last asked for
@@ -86,7 +92,7 @@ class DiskUsage:
 
     def get(self, path: str) -> Usage | None:
         """The last measurement of `path` (None until the first one is done). Never blocks on a walk."""
-        now = time.monotonic()
+        now = self._clock()
         value = self._values.get(path)
         with self._cond:
             first = path not in self._wanted
@@ -100,8 +106,8 @@ class DiskUsage:
         """Record a measurement made elsewhere (tests; a runtime that knows its layer's size)."""
         with self._cond:
             self._values[path] = usage
-            self._measured[path] = time.monotonic()
-            self._wanted.setdefault(path, time.monotonic())
+            self._measured[path] = self._clock()
+            self._wanted.setdefault(path, self._clock())
 
     def _start(self) -> None:
         if self._thread is None and not self._closed:
@@ -111,7 +117,7 @@ class DiskUsage:
     def _next(self) -> tuple[str | None, float]:
         """(the stalest due path, or None; seconds until the next one is due). Forgets the paths
         nobody asked for in two refresh periods."""
-        now = time.monotonic()
+        now = self._clock()
         for path in [p for p, t in self._wanted.items() if now - t > 2 * self.refresh_seconds]:
             del self._wanted[path]
             self._values.pop(path, None)
@@ -138,13 +144,14 @@ class DiskUsage:
             self._measure(path)
 
     def _measure(self, path: str) -> None:
-        wall0, cpu0 = time.monotonic(), time.thread_time()
+        wall0, cpu0 = self._clock(), self._cpu_clock()
 
         def pace() -> None:
             # Sleep as long as it takes to bring this walk's CPU share down to max_cpu.
-            used = time.thread_time() - cpu0
-            owed = used / self.max_cpu - (time.monotonic() - wall0)
+            used = self._cpu_clock() - cpu0
+            owed = used / self.max_cpu - (self._clock() - wall0)
             if owed > 0:
+                self.slept += owed
                 with self._cond:
                     if not self._closed:
                         self._cond.wait(owed)
@@ -156,8 +163,8 @@ class DiskUsage:
             usage = None
         with self._cond:
             self.walks += 1
-            self.walk_seconds += time.thread_time() - cpu0
-            self._measured[path] = time.monotonic()
+            self.walk_seconds += self._cpu_clock() - cpu0
+            self._measured[path] = self._clock()
             if usage is None:
                 self._values.pop(path, None)
             elif path in self._wanted:

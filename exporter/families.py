@@ -58,6 +58,21 @@ def _slot(label: str) -> int:
     return _AFTER_NAME
 
 
+Row = tuple["LabelSet | None", tuple[str, ...], float]
+
+
+class Block:
+    """A cgroup's rows of one family that stay the same from scrape to scrape (its limits, dates,
+    namespaces), with their text rendered once: a collector keeps the block while the values last
+    and hands the same one to each scrape's family."""
+
+    __slots__ = ("rows", "text")
+
+    def __init__(self, rows: tuple[Row, ...], text: str) -> None:
+        self.rows = rows
+        self.text = text
+
+
 class Family(Metric):
     """One metric family: `name` is the exposed name (counters end in _total, as in cAdvisor)."""
 
@@ -70,13 +85,14 @@ class Family(Metric):
             raise ValueError(f"label between id and image is not supported: {self.extra}")
         order = sorted(range(len(self.extra)), key=lambda i: self.extra[i])
         self._order = order
-        self.rows: list[tuple[LabelSet | None, tuple[str, ...], float]] = []
+        self.rows: list[Row] = []
+        self.blocks: list[Block] = []
 
     # prometheus_client's Metric.__init__ assigns self.samples = []; rows are the storage here.
     @property  # type: ignore[override]
     def samples(self) -> list[Sample]:
         out = []
-        for ls, extra, value in self.rows:
+        for ls, extra, value in self.rows + [r for b in self.blocks for r in b.rows]:
             labels = ls.as_dict() if ls is not None else {}
             labels.update(zip(self.extra, extra, strict=True))
             out.append(Sample(self.sample_name, labels, value, None, None, None))
@@ -89,6 +105,15 @@ class Family(Metric):
 
     def add(self, ls: LabelSet | None, value: float, *extra: str) -> None:
         self.rows.append((ls, extra, value))
+
+    def block(self, rows: Sequence[Row]) -> Block:
+        """A Block of these rows of this family, rendered now (add it with add_block)."""
+        out: list[str] = []
+        self._render_rows(out, list(rows))
+        return Block(tuple(rows), "".join(out))
+
+    def add_block(self, block: Block) -> None:
+        self.blocks.append(block)
 
     def _extra_parts(self, extra: tuple[str, ...]) -> tuple[str, str, str]:
         """Rendered extra labels for the three places they sort into among the base labels."""
@@ -111,9 +136,13 @@ class Family(Metric):
             head = self.sample_name if self.type == "counter" else self.name
             typ = "untyped" if self.type == "unknown" else self.type
             out.append(f"# HELP {head} {doc}\n# TYPE {head} {typ}\n")
+        self._render_rows(out, self.rows)
+        if self.blocks:
+            out.append("".join([b.text for b in self.blocks]))
+
+    def _render_rows(self, out: list[str], rows: list[Row]) -> None:
         name = self.sample_name
         fmt = go_value
-        rows = self.rows
         if not self.extra:
             if rows and rows[0][0] is not None:
                 pre = name + "{"

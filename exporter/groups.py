@@ -70,5 +70,5 @@ def resolve_disabled(disable: str | Sequence[str] | None, enable: str | Sequence
 
 def describe_kinds() -> str:
     """For --help: every kind, the default-off ones, and those accepted but not implemented."""
-    return (f"kinds: {','.join(KINDS)}; off by default: {','.join(sorted(DEFAULT_DISABLED))}; "
-            f"accepted but not implemented (produce nothing): {','.join(NOT_IMPLEMENTED)}")
+    return (f"kinds: {', '.join(KINDS)}; off by default: {', '.join(sorted(DEFAULT_DISABLED))}; "
+            f"accepted but not implemented (produce nothing): {', '.join(NOT_IMPLEMENTED)}")

@@ -60,6 +60,11 @@ def _register_up(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                    default=DEFAULT_ELASTICSEARCH_PORT, help="port of the embedded Elasticsearch (default %(default)s)")
     p.add_argument("--elasticsearch.hosts", dest="elasticsearch_hosts", default=None, metavar="URL[,URL]",
                    help="index into this Elasticsearch instead of the embedded one")
+    p.add_argument("--alerting.listen-address", dest="alerting_listen_address", default=":9093",
+                   help="the alerting replica's Alertmanager API (default %(default)s)")
+    p.add_argument("--alerting.config-file", dest="alerting_config_file", default=None, metavar="FILE",
+                   help="Alertmanager-style routing for the alerting replica (default: a receiver that notifies "
+                        "nobody)")
     p.add_argument("--no-demo", dest="demo", action="store_false", help="do not start the demo workloads")
     add_flags(p, ShipperConfig)
     p.set_defaults(func=_up)
@@ -68,6 +73,8 @@ def _register_up(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 def _up(a: argparse.Namespace) -> int:
     import asyncio
 
+    from alerting.service import AlertingService
+    from alerting.settings import AlertingConfig
     from exporter.config import ExporterConfig
     from exporter.server import ExporterService
     from hostwatch.core.config import apply_flags, with_values
@@ -104,8 +111,15 @@ def _up(a: argparse.Namespace) -> int:
     search = f"hostwatch search --elasticsearch.hosts {index.elasticsearch.hosts[0]} --container demo-ticker --since 5m"
     services.append(NamedService("indexer", indexer, f"{ship.kafka.topic} -> Elasticsearch "
                                  f"{','.join(index.elasticsearch.hosts)}; try: {search}"))
+    alert_cfg = with_values(AlertingConfig(), {"web.listen_address": a.alerting_listen_address,
+                                               "kafka.brokers": ship.kafka.brokers,
+                                               "state.dir": data_dir / "alerting"})
+    if a.alerting_config_file:
+        alert_cfg = with_values(alert_cfg, {"config.file": a.alerting_config_file})
+    alerting = AlertingService(alert_cfg)
+    services.append(NamedService("alerting", alerting, url_for(a.alerting_listen_address, "/")))
     exporter = ExporterService(ExporterConfig(listen_address=a.listen_address, state_root=state_root),
-                               telemetry=[shipper.metrics, indexer.metrics])
+                               telemetry=[shipper.metrics, indexer.metrics, alerting.metrics.registry])
     services.append(NamedService("exporter", exporter, url_for(a.listen_address, "/metrics")))
     return asyncio.run(Up(data_dir, services, demo=a.demo).run())
 
@@ -127,6 +141,8 @@ def _describe_shipper(ship: object) -> str:
 
 
 def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from alerting.command import register as register_alerting
+    from alerting.oncall.command import register_who
     from dashboards.command import register as register_dashboards
     from exporter.command import register as register_exporter
     from logshipper.command import register as register_ship
@@ -135,6 +151,7 @@ def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore
     register_exporter(sub)
     register_ship(sub)
     register_index(sub)
+    register_alerting(sub, subcommands=[register_who])
     register_dashboards(sub)
 
 

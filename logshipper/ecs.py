@@ -15,12 +15,17 @@ Keys with no value are left out.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from itertools import count
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from hostwatch.core.events import LogEvent
+from hostwatch.core.events import DOCKER_JSON, LogEvent
+
+if TYPE_CHECKING:
+    from logshipper.codecs.dockerjson_lines import LineBatch
 
 _SECOND_CACHE: dict[int, str] = {}
 
@@ -75,16 +80,8 @@ def document(event: LogEvent, host_name: str, created_ns: int | None = None,
         log["offset"] = event.offset
     if log:
         doc["log"] = log
-    if event.container_id or event.container_name:
-        container: dict[str, Any] = {}
-        if event.container_id:
-            container["id"] = event.container_id
-        if event.container_name:
-            container["name"] = event.container_name
-        if event.image:
-            container["image"] = {"name": event.image}
-        if event.labels:
-            container["labels"] = {dedot(k): v for k, v in event.labels.items()}
+    container = _container(event.container_id, event.container_name, event.image, event.labels)
+    if container is not None:
         doc["container"] = container
     if event.fields:
         for k, v in event.fields.items():
@@ -92,5 +89,69 @@ def document(event: LogEvent, host_name: str, created_ns: int | None = None,
     return doc
 
 
+def _container(cid: str | None, name: str | None, image: str | None,
+               labels: Mapping[str, str] | None) -> dict[str, Any] | None:
+    if not (cid or name):
+        return None
+    container: dict[str, Any] = {}
+    if cid:
+        container["id"] = cid
+    if name:
+        container["name"] = name
+    if image:
+        container["image"] = {"name": image}
+    if labels:
+        container["labels"] = {dedot(k): v for k, v in labels.items()}
+    return container
+
+
 def encode(event: LogEvent, host_name: str, created_ns: int | None = None, sequence: int | None = None) -> bytes:
     return orjson.dumps(document(event, host_name, created_ns, sequence))
+
+
+def _piece(value: Any) -> bytes:
+    """A constant part of a line template: its JSON, with % doubled for the template's own % formatting."""
+    return orjson.dumps(value).replace(b"%", b"%%")
+
+
+def line_template(input_type: str, host_name: str, stream: str | None, path: str, fingerprint: str,
+                  created: str, container: dict[str, Any] | None) -> bytes:
+    """The document `document()` makes for one line of a LineBatch, as a bytes %-template over
+    (@timestamp, message JSON, offset, sequence, offset): the same bytes orjson gives for that document."""
+    out = [b'{"@timestamp":"%b","message":%b,"event":{"id":', _piece(fingerprint + ":")[:-1], b'%d","created":',
+           _piece(created), b',"sequence":%d},"input":{"type":', _piece(input_type), b'},"host":{"name":',
+           _piece(host_name), b"}"]
+    if stream:
+        out += [b',"stream":', _piece(stream)]
+    out.append(b',"log":{')
+    if path:
+        out += [b'"file":{"path":', _piece(path), b"},"]
+    out.append(b'"offset":%d}')
+    if container is not None:
+        out += [b',"container":', _piece(container)]
+    out.append(b"}")
+    return b"".join(out)
+
+
+def render_lines(batch: LineBatch, host_name: str, created_ns: int, sequence: int, container_id: str | None,
+                 container_name: str | None = None, image: str | None = None,
+                 labels: Mapping[str, str] | None = None) -> list[bytes]:
+    """Each line's record value: what `encode` gives for the LogEvent `batch.events` would hold, with
+    `sequence` counting up from the first line (and the container metadata the enricher found)."""
+    ref = batch.ref
+    container = _container(container_id, container_name, image, labels)
+    created = timestamp(created_ns)
+    dumps = orjson.dumps
+    streams = batch.streams
+    if not streams:
+        return []
+    first = streams[0]
+    if streams.count(first) == len(streams):
+        t = line_template(DOCKER_JSON, host_name, first, ref.path, ref.fingerprint, created,
+                          container)
+        return [t % (ts.encode(), dumps(m), off, seq, off)
+                for ts, m, off, seq in zip(batch.times, batch.messages, batch.offsets, count(sequence))]
+    templates = {st: line_template(DOCKER_JSON, host_name, st, ref.path, ref.fingerprint, created, container)
+                 for st in set(streams)}
+    return [templates[st] % (ts.encode(), dumps(m), off, seq, off)
+            for ts, m, st, off, seq in zip(batch.times, batch.messages, streams, batch.offsets, count(sequence))]

@@ -18,7 +18,8 @@ from hostwatch.core.events import Batch, LogEvent
 from hostwatch.core.paths import DOCKER_CONTAINERS, state_root
 from logshipper import ecs
 from logshipper.buffer import open_buffer
-from logshipper.buffer.base import Buffer, Record, RecordBatch
+from logshipper.buffer.base import Buffer, RecordBatch, Run
+from logshipper.codecs.dockerjson_lines import LineBatch
 from logshipper.config import ShipperConfig
 from logshipper.sinks.kafka import KafkaSink, topic_for
 from logshipper.sources.base import Source
@@ -111,6 +112,9 @@ class Shipper:
 
     async def emit(self, batch: Batch) -> None:
         """What sources call: count, enrich, then join lines or encode and buffer."""
+        if type(batch) is LineBatch and batch.columnar and self.multiline is None:
+            await self._push_lines(batch)
+            return
         if not batch.events:
             if batch.ack is not None:
                 batch.ack()
@@ -124,21 +128,51 @@ class Shipper:
 
     async def _push(self, batch: Batch) -> None:
         assert self.buffer is not None, "emit before start"
-        records = self.encode(batch.events)
+        runs = self.encode(batch.events)
         oldest = min(e.time_ns for e in batch.events) if batch.events else time.time_ns()
-        await self.buffer.push(RecordBatch(records, batch.ack, batch.source, oldest).sized())
+        await self.buffer.push(RecordBatch(None, batch.ack, batch.source, oldest, runs=runs).sized())
 
-    def encode(self, events: list[LogEvent]) -> list[Record]:
-        host = self.host_name
+    async def _push_lines(self, batch: LineBatch) -> None:
+        """docker_json's columns (one file, so one container): enriched once, rendered from a template."""
+        assert self.buffer is not None, "emit before start"
+        n = len(batch)
+        self.metrics.received.labels(batch.source).inc(n)
+        cid = batch.ref.container_id
+        name = image = None
+        labels: dict[str, str] | None = None
+        if cid is not None:
+            meta = self.enricher.lookup(cid)
+            cid, name, image, labels = meta.container_id, meta.container_name, meta.image, meta.labels
+        created, seq = self._next_sequence(n)
+        values = ecs.render_lines(batch, self.host_name, created, seq, cid, name, image, labels)
+        template = self.config.kafka.topic
+        topic = template if self._static_topic else topic_for(template, labels or {})
+        run = Run(topic, cid.encode() if cid else None, values)
+        await self.buffer.push(RecordBatch(None, batch.ack, batch.source, batch.oldest_ns, runs=[run]).sized())
+
+    def _next_sequence(self, n: int) -> tuple[int, int]:
+        """event.created for a batch of n events, and the event.sequence of its first."""
         created = time.time_ns()
         seq = self._sequence = max(self._sequence, created)
-        self._sequence += len(events)
+        self._sequence += n
+        return created, seq
+
+    def encode(self, events: list[LogEvent]) -> list[Run]:
+        """Records of `events` in order, consecutive ones of one topic and key in one run."""
+        host = self.host_name
+        created, seq = self._next_sequence(len(events))
         template = self.config.kafka.topic
         static = self._static_topic
         encode = ecs.encode
-        return [
-            Record(template if static else topic_for(template, e.labels or {}),
-                   e.container_id.encode() if e.container_id else None,
-                   encode(e, host, created, seq + i))
-            for i, e in enumerate(events)
-        ]
+        runs: list[Run] = []
+        last: Run | None = None
+        for i, e in enumerate(events):
+            topic = template if static else topic_for(template, e.labels or {})
+            key = e.container_id.encode() if e.container_id else None
+            value = encode(e, host, created, seq + i)
+            if last is not None and last.key == key and last.topic == topic:
+                last.values.append(value)
+            else:
+                last = Run(topic, key, [value])
+                runs.append(last)
+        return runs

@@ -232,7 +232,8 @@ def _prepare(o: RunOptions, store: StateStore, cid: str, images: ImageStore) -> 
             item = f"{item}={os.environ[item]}"
         env.append(item)
     name = _name(o, store)
-    _check_layer_home(lay, store)
+    labels, volumes = _pairs(o.labels, "--label"), _volumes(o.volumes)
+    _check_layer_home(lay, store)  # last: it may create the state root
     home = store.dir(cid)
     state = ContainerState(
         id=cid,
@@ -241,10 +242,10 @@ def _prepare(o: RunOptions, store: StateStore, cid: str, images: ImageStore) -> 
         rootfs=lay.rootfs,
         command=list(o.command),
         hostname=o.hostname or cid[:12],
-        labels=_pairs(o.labels, "--label"),
+        labels=labels,
         env=env,
         limits=limits,
-        volumes=_volumes(o.volumes),
+        volumes=volumes,
         network={"mode": o.net},
         log_driver=o.log_driver,
         log_opts=log_opts,

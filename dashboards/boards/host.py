@@ -85,11 +85,18 @@ def cells(e: Exprs) -> Sequence[Cell]:
         timeseries(f"Top {TOP} containers by memory", BYTES, [
             Query(e.top(TOP, e.sum_by("container_memory_working_set_bytes", named)), "{{instance}} {{name}}"),
         ], description="Working set of each container."),
+        timeseries("Disk space used", PERCENT_UNIT, [
+            Query(f"max by (instance, device) ({e.sel('container_fs_usage_bytes', ROOT)}) / "
+                  f"max by (instance, device) ({e.sel('container_fs_limit_bytes', ROOT)} > 0)",
+                  "{{instance}} {{device}}"),
+        ], limit_steps=(("green", None), (ORANGE, 0.8), (RED, 0.9)), w=12, h=6,
+           description="Used over size of each filesystem the host's root cgroup reports (cAdvisor's "
+                       "root-cgroup container_fs_* series)."),
         timeseries("Agent: unreadable files", SHORT, [
             Query(e.rate_by("hostwatch_exporter_collector_errors_total", HOST, ("instance", "collector")),
                   "{{instance}} {{collector}}"),
         ], description="Cgroup and /proc files a collector could not read or parse, per second (0 is normal; "
-                       "a race with an exiting container now and then is harmless).", w=24, h=6,
+                       "a race with an exiting container now and then is harmless).", w=12, h=6,
            limit_steps=(("green", None), (ORANGE, 1.0))),
     ]
 

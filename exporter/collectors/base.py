@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Protocol
 
 from exporter.discovery import Target
-from exporter.families import Family
+from exporter.families import Block, Family
 from exporter.groups import GROUPS as GROUPS  # re-exported: collectors and tests import them from here
 from exporter.groups import parse_groups as parse_groups
 from exporter.readers import CgroupReader
@@ -47,4 +47,25 @@ def counter(name: str, doc: str, *extra: str) -> Family:
 
 
 def nonempty(*families: Family) -> list[Family]:
-    return [f for f in families if f.rows]
+    return [f for f in families if f.rows or f.blocks]
+
+
+class BlockCache:
+    """Per cgroup, the Blocks a collector rendered for rows that rarely change, and the key (label
+    set, values) they were rendered for: a scrape reuses them while the key holds."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[object, list[Block]]] = {}
+
+    def get(self, cg: str, key: object) -> list[Block] | None:
+        hit = self._cache.get(cg)
+        return hit[1] if hit is not None and hit[0] == key else None
+
+    def put(self, cg: str, key: object, blocks: list[Block]) -> list[Block]:
+        self._cache[cg] = (key, blocks)
+        return blocks
+
+    def prune(self, targets: list[Target]) -> None:
+        if len(self._cache) > len(targets):
+            live = {t.cg for t in targets}
+            self._cache = {cg: v for cg, v in self._cache.items() if cg in live}

@@ -11,15 +11,17 @@ import math
 import time
 from collections.abc import Container, Iterable
 
-from exporter.collectors.base import Scrape, gauge, nonempty
+from exporter.collectors.base import BlockCache, Scrape, gauge, nonempty
 from exporter.families import Family
 from exporter.readers import procfs
+from hostwatch.core.cgroupfs import parse_procs
 
 # FdCache owner prefix of a cgroup's /proc/<tid>/stat files (kept apart from its cgroup files, so the
 # tids that left can be closed without touching those).
 TASKS_OWNER = "tasks:"
 LOAD_WINDOW_SECONDS = 10.0
 _RUNNING, _UNINTERRUPTIBLE = procfs.TASK_STATES.index("running"), procfs.TASK_STATES.index("uninterruptible")
+_STATE_LABELS = tuple((state,) for state in procfs.TASK_STATES)
 
 
 class LiveOwners:
@@ -41,6 +43,8 @@ class LoadCollector:
         self.proc_root = proc_root
         self.load_reader = load_reader
         self._avg: dict[str, tuple[float, float, float]] = {}  # cg -> (load, load_d, when)
+        self.blocks = BlockCache()  # without the load reader the averages are a constant 0
+        self._tasks: dict[str, tuple[bytes, str, tuple[str, ...]]] = {}  # cg -> (tasks file, owner, stat paths)
 
     def collect(self, scrape: Scrape) -> Iterable[Family]:
         load = gauge("container_cpu_load_average_10s", "Value of container cpu load average over the last 10 seconds.")
@@ -50,35 +54,52 @@ class LoadCollector:
         reader = scrape.reader
         files = reader.files  # type: ignore[attr-defined]
         proc = self.proc_root
-        states = procfs.TASK_STATES
+        state_labels = _STATE_LABELS
+        blocks = self.blocks
+        blocks.prune(scrape.targets)
         now = time.monotonic()
+        known = self._tasks
+        if len(known) > len(scrape.targets):
+            live = {t.cg for t in scrape.targets}
+            self._tasks = known = {cg: v for cg, v in known.items() if cg in live}
+        task_state = procfs.task_state
         for t in scrape.targets:
+            cg = t.cg
             try:
-                tids = reader.threads(t.cg)
+                raw = reader.threads_raw(cg)
             except (OSError, ValueError):
                 scrape.error(self.name)
                 continue
-            owner = TASKS_OWNER + t.cg
+            hit = known.get(cg)
+            if hit is None or hit[0] != raw:  # the task list changed: new paths, close the old files
+                owner = TASKS_OWNER + cg
+                paths = tuple(f"{proc}/{tid}/stat" for tid in parse_procs(raw))
+                if files.count(owner) > len(paths):
+                    files.forget(owner, keep=set(paths))
+                hit = known[cg] = (raw, owner, paths)
+            owner, paths = hit[1], hit[2]
             counts = [0, 0, 0, 0, 0]
-            for tid in tids:
+            for path in paths:
                 try:
-                    i = procfs.task_state(files.read(owner, f"{proc}/{tid}/stat"))
+                    i = task_state(files.read(owner, path))
                 except OSError:
                     continue  # exited since the cgroup listed it
                 if i is not None:
                     counts[i] += 1
-            if files.count(owner) > len(tids):  # close the files of tasks that left
-                files.forget(owner, keep={f"{proc}/{tid}/stat" for tid in tids})
             ls = t.labels
             if self.load_reader:
                 avg, avg_d = self._smooth(t.cg, counts[_RUNNING], counts[_UNINTERRUPTIBLE], now)
                 load.add(ls, int(avg * 1000))
                 load_d.add(ls, int(avg_d * 1000))
             else:
-                load.add(ls, 0)
-                load_d.add(ls, 0)
-            for i, state in enumerate(states):
-                tasks.add(ls, counts[i], state)
+                zeros = blocks.get(t.cg, ls)
+                if zeros is None:
+                    zeros = blocks.put(t.cg, ls, [load.block([(ls, (), 0)]), load_d.block([(ls, (), 0)])])
+                load.add_block(zeros[0])
+                load_d.add_block(zeros[1])
+            add_task = tasks.rows.append
+            for i in range(5):
+                add_task((ls, state_labels[i], counts[i]))
         if self.load_reader and len(self._avg) > len(scrape.targets):
             live = {t.cg for t in scrape.targets}
             self._avg = {cg: v for cg, v in self._avg.items() if cg in live}

@@ -7,7 +7,7 @@ import time
 import weakref
 from collections.abc import Iterable
 
-from exporter.collectors.base import Scrape, gauge, nonempty
+from exporter.collectors.base import BlockCache, Scrape, gauge, nonempty
 from exporter.discovery import Target
 from exporter.families import Family
 from exporter.readers import procfs
@@ -52,6 +52,9 @@ class NamespaceCache:
         return nss
 
     def _prune(self, scrape: Scrape) -> None:
+        pruned = self._pruned_for
+        if pruned is not None and pruned() is scrape:
+            return  # this scrape's first get already did
         with self._lock:
             if self._pruned_for is not None and self._pruned_for() is scrape:
                 return
@@ -66,6 +69,7 @@ class NamespaceCollector:
 
     def __init__(self, proc_root: str = "/proc", cache: NamespaceCache | None = None) -> None:
         self.cache = NamespaceCache(proc_root) if cache is None else cache
+        self.blocks = BlockCache()  # a process keeps its namespaces: rendered once per change
 
     def collect(self, scrape: Scrape) -> Iterable[Family]:
         info = gauge(
@@ -74,6 +78,8 @@ class NamespaceCollector:
             "inode",
             "namespace",
         )
+        blocks = self.blocks
+        blocks.prune(scrape.targets)
         for t in scrape.targets:
             try:
                 nss = self.cache.get(scrape, t)
@@ -82,6 +88,11 @@ class NamespaceCollector:
             except (OSError, ValueError):
                 scrape.error(self.name)
                 continue
-            for ns, inode in sorted(nss.items()):
-                info.add(t.labels, 1, str(inode), ns)
+            ls = t.labels
+            made = blocks.get(t.cg, (ls, nss))
+            if made is None:
+                made = blocks.put(t.cg, (ls, nss), [
+                    info.block([(ls, (str(inode), ns), 1) for ns, inode in sorted(nss.items())])])
+            if made[0].rows:
+                info.add_block(made[0])
         return nonempty(info)

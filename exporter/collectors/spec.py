@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterable
 
-from exporter.collectors.base import Scrape, gauge, nonempty
+from exporter.collectors.base import BlockCache, Scrape, gauge, nonempty
 from exporter.discovery import Target
 from exporter.families import Family
 from exporter.readers import CgroupReader, SpecStats
@@ -55,6 +55,7 @@ class SpecCollector:
 
     def __init__(self, cache: SpecCache | None = None) -> None:
         self.cache = SpecCache() if cache is None else cache
+        self.blocks = BlockCache()  # limits change rarely: their text is rendered once per change
 
     def collect(self, scrape: Scrape) -> Iterable[Family]:
         period = gauge("container_spec_cpu_period", "CPU period of the container.")
@@ -65,10 +66,13 @@ class SpecCollector:
         resv = gauge(
             "container_spec_memory_reservation_limit_bytes", "Memory reservation limit for the container."
         )
+        fams = (period, quota, shares, mem, swap, resv)
         reader = scrape.reader
         now = time.monotonic()
         cache = self.cache
+        blocks = self.blocks
         cache.prune(scrape.targets)
+        blocks.prune(scrape.targets)
         for t in scrape.targets:
             if t.cg == "/":
                 continue  # the root cgroup has no limits
@@ -78,13 +82,13 @@ class SpecCollector:
                 scrape.error(self.name)
                 continue
             ls = t.labels
-            if s.cpu_period is not None:
-                period.add(ls, s.cpu_period)
-            if s.cpu_quota is not None:
-                quota.add(ls, s.cpu_quota)
-            if s.cpu_shares is not None:
-                shares.add(ls, s.cpu_shares)
-            mem.add(ls, spec_memory(s.memory_limit))
-            swap.add(ls, spec_memory(s.memory_swap_limit))
-            resv.add(ls, spec_memory(s.memory_reservation))
-        return nonempty(period, quota, shares, mem, swap, resv)
+            made = blocks.get(t.cg, (ls, s))
+            if made is None:
+                values = (s.cpu_period, s.cpu_quota, s.cpu_shares, spec_memory(s.memory_limit),
+                          spec_memory(s.memory_swap_limit), spec_memory(s.memory_reservation))
+                made = blocks.put(t.cg, (ls, s), [f.block([(ls, (), v)] if v is not None else [])
+                                                  for f, v in zip(fams, values, strict=True)])
+            for f, b in zip(fams, made, strict=True):
+                if b.rows:
+                    f.add_block(b)
+        return nonempty(*fams)

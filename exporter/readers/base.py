@@ -11,8 +11,9 @@ back as None instead. The files a scrape reads again are kept open and re-read w
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterator
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Protocol
 
 
@@ -72,25 +73,38 @@ class SpecStats:
 
 
 Table = dict[str, dict[str, int]]  # "major:minor" -> operation (Read, Write, ...) -> value
+EMPTY_TABLE: Mapping[str, dict[str, int]] = MappingProxyType({})
 
 
-@dataclass(slots=True)
 class IoStats:
     """Block I/O per device, in the layout of the kernel's files (and of cAdvisor's DiskIo): each table
     maps "major:minor" to its operations. v1 fills the tables its kernel has files for (CFQ's
     blkio.io_merged_recursive & co. exist only before 5.0, or with BFQ's debug statistics); v2's
-    io.stat gives service bytes, serviced and, with iocost, the cost tables ("Count")."""
+    io.stat gives service bytes, serviced and, with iocost, the cost tables ("Count"). The tables
+    most kernels have no file for share one empty, read-only table until written (`table`)."""
 
-    service_bytes: Table = field(default_factory=dict)
-    serviced: Table = field(default_factory=dict)
-    merged: Table = field(default_factory=dict)
-    sectors: Table = field(default_factory=dict)
-    service_time: Table = field(default_factory=dict)  # nanoseconds
-    queued: Table = field(default_factory=dict)
-    cost_usage: Table = field(default_factory=dict)  # microseconds
-    cost_wait: Table = field(default_factory=dict)
-    cost_indebt: Table = field(default_factory=dict)
-    cost_indelay: Table = field(default_factory=dict)
+    __slots__ = ("service_bytes", "serviced", "merged", "sectors", "service_time", "queued",
+                 "cost_usage", "cost_wait", "cost_indebt", "cost_indelay")
+
+    def __init__(self) -> None:
+        self.service_bytes: Table = {}
+        self.serviced: Table = {}
+        self.merged: Mapping[str, dict[str, int]] = EMPTY_TABLE
+        self.sectors: Mapping[str, dict[str, int]] = EMPTY_TABLE
+        self.service_time: Mapping[str, dict[str, int]] = EMPTY_TABLE  # nanoseconds
+        self.queued: Mapping[str, dict[str, int]] = EMPTY_TABLE
+        self.cost_usage: Mapping[str, dict[str, int]] = EMPTY_TABLE  # microseconds
+        self.cost_wait: Mapping[str, dict[str, int]] = EMPTY_TABLE
+        self.cost_indebt: Mapping[str, dict[str, int]] = EMPTY_TABLE
+        self.cost_indelay: Mapping[str, dict[str, int]] = EMPTY_TABLE
+
+    def table(self, kind: str) -> Table:
+        """The table `kind`, made writable (created) on first use."""
+        t = getattr(self, kind)
+        if t is EMPTY_TABLE:
+            t = {}
+            setattr(self, kind, t)
+        return t  # type: ignore[no-any-return]
 
     def totals(self) -> tuple[int, int]:
         """(bytes read, bytes written) over every device."""
@@ -132,6 +146,10 @@ class CgroupReader(Protocol):
 
     def threads(self, cg: str) -> list[int]:
         """The thread IDs of the tasks directly in this cgroup."""
+        ...
+
+    def threads_raw(self, cg: str) -> bytes:
+        """The file threads() parses (a collector may keep what it derived while it is unchanged)."""
         ...
 
     def cpu(self, cg: str, per_cpu: bool, cfs: bool = True) -> CpuStats: ...

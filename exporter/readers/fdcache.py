@@ -66,15 +66,19 @@ class FdCache:
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         self.limit = max(0, soft - FD_RESERVE) if limit is None else limit
         self.missing_ttl = missing_ttl
-        self._fds: dict[str, dict[str, int]] = {}  # owner -> path -> fd
+        self._fd: dict[str, int] = {}  # path -> fd: the one lookup a read makes
+        self._owned: dict[str, set[str]] = {}  # owner -> its paths, to close them together
         self._missing: dict[str, float] = {}  # path -> monotonic time until which it counts as missing
-        self.open_count = 0
         self._lock = threading.Lock()  # sweep and close may come from another thread than reads
+
+    @property
+    def open_count(self) -> int:
+        return len(self._fd)
 
     def read(self, owner: str, path: str) -> bytes:
         """The whole file; OSError (FileNotFoundError for a vanished file) as a plain read would."""
         try:
-            fd = self._fds[owner][path]
+            fd = self._fd[path]
         except KeyError:
             return self._first_read(owner, path)
         try:
@@ -88,19 +92,26 @@ class FdCache:
 
     def read_optional(self, owner: str, path: str) -> bytes | None:
         """Like read, but None for a file that does not exist (remembered for missing_ttl seconds)."""
-        until = self._missing.get(path)
-        if until is not None:
-            if until > time.monotonic():
-                return None
-            del self._missing[path]
-        try:
-            return self.read(owner, path)
-        except FileNotFoundError:
-            self._missing[path] = time.monotonic() + self.missing_ttl
-            return None
+        if path in self._fd:
+            try:
+                return self.read(owner, path)
+            except FileNotFoundError:
+                pass
+        else:
+            until = self._missing.get(path)
+            if until is not None:
+                if until > time.monotonic():
+                    return None
+                del self._missing[path]
+            try:
+                return self.read(owner, path)
+            except FileNotFoundError:
+                pass
+        self._missing[path] = time.monotonic() + self.missing_ttl
+        return None
 
     def _first_read(self, owner: str, path: str) -> bytes:
-        if self.open_count >= self.limit and not self._grow():
+        if len(self._fd) >= self.limit and not self._grow():
             return _plain_read(path)
         fd = os.open(path, _O_FLAGS)
         try:
@@ -111,15 +122,14 @@ class FdCache:
             os.close(fd)
             raise
         with self._lock:
-            fds = self._fds.get(owner)
-            if fds is None:
-                fds = self._fds[owner] = {}
-            old = fds.get(path)
-            fds[path] = fd
-            if old is None:
-                self.open_count += 1
-            else:
-                os.close(old)
+            old = self._fd.get(path)
+            self._fd[path] = fd
+            owned = self._owned.get(owner)
+            if owned is None:
+                owned = self._owned[owner] = set()
+            owned.add(path)
+        if old is not None:
+            os.close(old)
         return data
 
     def _grow(self) -> bool:
@@ -131,46 +141,49 @@ class FdCache:
         self.limit = max(self.limit, new - FD_RESERVE)
         if new <= soft:
             self._grows = False  # at the ceiling: read the rest the plain way
-        return self.open_count < self.limit
+        return len(self._fd) < self.limit
 
     def _drop(self, owner: str, path: str) -> None:
         with self._lock:
-            fds = self._fds.get(owner)
-            fd = fds.pop(path, None) if fds is not None else None
-            if fd is not None:
-                self.open_count -= 1
-                os.close(fd)
+            fd = self._fd.pop(path, None)
+            owned = self._owned.get(owner)
+            if owned is not None:
+                owned.discard(path)
+        if fd is not None:
+            os.close(fd)
 
     def forget(self, owner: str, keep: Container[str] = ()) -> None:
         """Close the owner's descriptors, except those of the paths in `keep`."""
         with self._lock:
-            fds = self._fds.get(owner)
-            if not fds:
+            owned = self._owned.get(owner)
+            if not owned:
                 return
-            for path in [p for p in fds if p not in keep]:
-                os.close(fds.pop(path))
-                self.open_count -= 1
-            if not fds:
-                del self._fds[owner]
+            gone = [p for p in owned if p not in keep]
+            fds = [self._fd.pop(p) for p in gone if p in self._fd]
+            owned.difference_update(gone)
+            if not owned:
+                del self._owned[owner]
+        for fd in fds:
+            os.close(fd)
 
     def sweep(self, live: Container[str]) -> None:
         """Close every descriptor of owners not in `live` (cgroups that vanished since last time)."""
         with self._lock:
-            gone = [o for o in self._fds if o not in live]
-            for owner in gone:
-                for fd in self._fds.pop(owner).values():
-                    os.close(fd)
-                    self.open_count -= 1
-            if len(self._missing) > 4 * (len(self._fds) + 64):
+            fds: list[int] = []
+            for owner in [o for o in self._owned if o not in live]:
+                fds.extend(self._fd.pop(p) for p in self._owned.pop(owner) if p in self._fd)
+            if len(self._missing) > 4 * (len(self._owned) + 64):
                 now = time.monotonic()
                 self._missing = {p: t for p, t in self._missing.items() if t > now}
+        for fd in fds:
+            os.close(fd)
 
     def owners(self) -> int:
-        return len(self._fds)
+        return len(self._owned)
 
     def count(self, owner: str) -> int:
-        fds = self._fds.get(owner)
-        return len(fds) if fds else 0
+        owned = self._owned.get(owner)
+        return len(owned) if owned else 0
 
     def close(self) -> None:
         self.sweep(())

@@ -61,7 +61,7 @@ def read_flat_keyed(path: str) -> dict[str, int]:
 
 def parse_kv(data: bytes) -> dict[bytes, int]:
     """A flat-keyed file's `key value` lines, keys as raw bytes: the fast path of parse_flat_keyed
-    for the files read on every scrape (one pass in C; junk falls back to the careful parser)."""
+    (one pass in C; junk falls back to the careful parser)."""
     parts = data.split()
     if not len(parts) % 2:
         it = iter(parts)
@@ -70,3 +70,46 @@ def parse_kv(data: bytes) -> dict[bytes, int]:
         except ValueError:
             pass
     return {k.encode(): v for k, v in parse_flat_keyed(data).items()}
+
+
+class Fields:
+    """Picks known keys out of a flat-keyed file (memory.stat, cpu.stat, ...) read on every scrape.
+
+    Every cgroup's copy of such a file lists the same keys in the same order, so where each key sits
+    among the file's words is learned once and checked on each read; only the values asked for are
+    converted. A key the file lacks comes back as None; a file laid out differently (the root
+    cgroup's, another kernel's) is looked up the slow way and its layout learned in turn."""
+
+    __slots__ = ("keys", "_pos", "_words")
+
+    def __init__(self, *keys: bytes) -> None:
+        self.keys = keys
+        self._pos: tuple[int, ...] = ()
+        self._words = -1  # the learned layout's length: another length is another layout
+
+    def __call__(self, data: bytes) -> list[int | None]:
+        parts = data.split()
+        if len(parts) == self._words:
+            out: list[int | None] = []
+            for key, i in zip(self.keys, self._pos, strict=True):
+                if i < 0:
+                    out.append(None)
+                elif parts[i] == key:
+                    out.append(int(parts[i + 1]))
+                else:
+                    break
+            else:
+                return out
+        return self._learn(parts)
+
+    def _learn(self, parts: list[bytes]) -> list[int | None]:
+        index = {parts[i]: i for i in range(0, len(parts) - 1, 2)}
+        pos = tuple(index.get(k, -1) for k in self.keys)
+        out: list[int | None] = []
+        for i in pos:
+            try:
+                out.append(None if i < 0 else int(parts[i + 1]))
+            except ValueError:
+                out.append(None)
+        self._pos, self._words = pos, len(parts)
+        return out

@@ -73,7 +73,10 @@ class TreeMembership:
         return parse_procs(self.files.read(cg, f"{join(self.membership_root, cg)}/{PROCS}"))
 
     def threads(self, cg: str) -> list[int]:
-        return parse_procs(self.files.read(cg, f"{join(self.membership_root, cg)}/{self.threads_file}"))
+        return parse_procs(self.threads_raw(cg))
+
+    def threads_raw(self, cg: str) -> bytes:
+        return self.files.read(cg, f"{join(self.membership_root, cg)}/{self.threads_file}")
 
     def forget(self, live: Container[str]) -> None:
         self.files.sweep(live)

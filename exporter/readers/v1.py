@@ -7,12 +7,13 @@ when the same path exists there.
 from __future__ import annotations
 
 import os
+from collections.abc import Container
 
 from exporter.readers import fsread
 from exporter.readers.base import CpuStats, IoStats, MemoryStats, PidsStats, Pressure, SpecStats, Table
 from exporter.readers.fdcache import FdCache
 from exporter.readers.tree import TreeMembership, join, parse_pressure
-from hostwatch.core.cgroupfs import CgroupError, Layout, detect
+from hostwatch.core.cgroupfs import CgroupError, Layout, detect, parse_procs
 from hostwatch.core.cgroupfs.files import (
     BLKIO_SERVICE_BYTES,
     BLKIO_SERVICED,
@@ -34,6 +35,7 @@ from hostwatch.core.cgroupfs.files import (
     PIDS_CURRENT,
     PIDS_MAX,
     PRESSURE,
+    PROCS,
 )
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -57,9 +59,15 @@ def _opt_int(path: str) -> int | None:
         return None
 
 
+_NO_IO = b"Total 0\n"  # what blkio's tables say for a cgroup that never did block I/O
+NO_IO = IoStats()  # shared, read-only: never written by its users
+
+
 def parse_blkio(data: bytes, table: Table) -> None:
     """`major:minor Op value` lines (or `major:minor value`, op "", for sectors) into `table`; the
     closing `Total N` line is skipped."""
+    if data == _NO_IO:
+        return
     for line in data.split(b"\n"):
         parts = line.split()
         n = len(parts)
@@ -74,6 +82,17 @@ def parse_blkio(data: bytes, table: Table) -> None:
         if ops is None:
             ops = table[dev.decode()] = {}
         ops[op.decode()] = int(value)
+
+
+# Where each file of a cgroup is: paths are built once per cgroup (a tuple indexed by these).
+(_PERCPU, _USAGE, _ACCT_STAT, _CPU_STAT, _MEM_STAT, _MEM_USAGE, _MEM_MAX, _MEM_FAILCNT, _MEM_KMEM, _MEM_OOM,
+ _BLK_BYTES, _BLK_IOS, _PIDS_CURRENT, _PROCS, _TASKS) = range(15)
+_MEMORY_STAT = fsread.Fields(b"total_rss", b"total_cache", b"total_mapped_file", b"total_swap", b"pgfault",
+                             b"pgmajfault", b"total_pgfault", b"total_pgmajfault", b"total_active_file",
+                             b"total_inactive_file", b"total_dirty", b"total_writeback")
+_CPU_STAT_FIELDS = fsread.Fields(b"nr_periods", b"nr_throttled", b"throttled_time", b"nr_bursts", b"burst_time")
+_ACCT_STAT_FIELDS = fsread.Fields(b"user", b"system")
+_OOM_KILL = fsread.Fields(b"oom_kill")
 
 
 class V1Reader(TreeMembership):
@@ -112,60 +131,71 @@ class V1Reader(TreeMembership):
             found = next((n for n in names if os.path.exists(f"{self._blkio}/{n}")), None)
             if found is not None:
                 self._blkio_extra[kind] = found
+        self._paths: dict[str, tuple[str, ...]] = {}
+
+    def paths(self, cg: str) -> tuple[str, ...]:
+        p = self._paths.get(cg)
+        if p is None:
+            acct, cpu, mem = join(self._cpuacct, cg), join(self._cpu, cg), join(self._memory, cg)
+            blk, member = join(self._blkio, cg), join(self.membership_root, cg)
+            p = self._paths[cg] = (
+                f"{acct}/{CPUACCT_USAGE_PERCPU}", f"{acct}/{CPUACCT_USAGE}", f"{acct}/{CPUACCT_STAT}",
+                f"{cpu}/{CPU_STAT}", f"{mem}/{MEMORY_STAT}", f"{mem}/{MEMORY_USAGE}", f"{mem}/{MEMORY_MAX_USAGE}",
+                f"{mem}/{MEMORY_FAILCNT}", f"{mem}/{MEMORY_KMEM_USAGE}", f"{mem}/{MEMORY_OOM_CONTROL}",
+                f"{blk}/{BLKIO_SERVICE_BYTES}", f"{blk}/{BLKIO_SERVICED}", f"{join(self._pids, cg)}/{PIDS_CURRENT}",
+                f"{member}/{PROCS}", f"{member}/{TASKS}",
+            )
+        return p
+
+    def procs(self, cg: str) -> list[int]:
+        return parse_procs(self.files.read(cg, self.paths(cg)[_PROCS]))
+
+    def threads(self, cg: str) -> list[int]:
+        return parse_procs(self.threads_raw(cg))
+
+    def threads_raw(self, cg: str) -> bytes:
+        return self.files.read(cg, self.paths(cg)[_TASKS])
+
+    def forget(self, live: Container[str]) -> None:
+        self.files.sweep(live)
+        if len(self._paths) > 2 * self.files.owners() + 64:
+            self._paths = {cg: p for cg, p in self._paths.items() if cg in live}
 
     def cpu(self, cg: str, per_cpu: bool, cfs: bool = True) -> CpuStats:
-        acct = join(self._cpuacct, cg)
+        p = self.paths(cg)
         read = self.files.read
         out = CpuStats()
         if per_cpu:
-            out.per_cpu_ns = [int(x) for x in read(cg, f"{acct}/{CPUACCT_USAGE_PERCPU}").split()]
+            out.per_cpu_ns = list(map(int, read(cg, p[_PERCPU]).split()))
             out.usage_ns = sum(out.per_cpu_ns)
         else:
-            out.usage_ns = int(read(cg, f"{acct}/{CPUACCT_USAGE}"))
-        ticks = fsread.parse_kv(read(cg, f"{acct}/{CPUACCT_STAT}"))
-        user = ticks.get(b"user")
-        system = ticks.get(b"system")
+            out.usage_ns = int(read(cg, p[_USAGE]))
+        user, system = _ACCT_STAT_FIELDS(read(cg, p[_ACCT_STAT]))
         if user is not None:
             out.user_ns = user * 1_000_000_000 // _CLK_TCK
         if system is not None:
             out.system_ns = system * 1_000_000_000 // _CLK_TCK
         if cfs:
-            stat = fsread.parse_kv(read(cg, f"{join(self._cpu, cg)}/{CPU_STAT}"))
-            out.periods = stat.get(b"nr_periods", 0)
-            out.throttled_periods = stat.get(b"nr_throttled", 0)
-            out.throttled_ns = stat.get(b"throttled_time", 0)
-            out.burst_periods = stat.get(b"nr_bursts", 0)
-            out.burst_ns = stat.get(b"burst_time", 0)
+            periods, throttled, throttled_ns, bursts, burst_ns = _CPU_STAT_FIELDS(read(cg, p[_CPU_STAT]))
+            out.periods, out.throttled_periods, out.throttled_ns = periods or 0, throttled or 0, throttled_ns or 0
+            out.burst_periods, out.burst_ns = bursts or 0, burst_ns or 0  # nr_bursts: kernel >= 5.14
         return out
 
     def memory(self, cg: str) -> MemoryStats:
-        base = join(self._memory, cg)
+        p = self.paths(cg)
         files = self.files
-        stat = fsread.parse_kv(files.read(cg, f"{base}/{MEMORY_STAT}"))
-        usage = int(files.read(cg, f"{base}/{MEMORY_USAGE}"))
-        get = stat.get
-        inactive = get(b"total_inactive_file", 0)
-        max_usage = files.read_optional(cg, f"{base}/{MEMORY_MAX_USAGE}")
-        failcnt = files.read_optional(cg, f"{base}/{MEMORY_FAILCNT}")
-        kmem = files.read_optional(cg, f"{base}/{MEMORY_KMEM_USAGE}")
+        rss, cache, mapped, swap, pgfault, pgmaj, h_pgfault, h_pgmaj, active, inactive, dirty, writeback = \
+            _MEMORY_STAT(files.read(cg, p[_MEM_STAT]))
+        usage = int(files.read(cg, p[_MEM_USAGE]))
+        max_usage = files.read_optional(cg, p[_MEM_MAX])
+        failcnt = files.read_optional(cg, p[_MEM_FAILCNT])
+        kmem = files.read_optional(cg, p[_MEM_KMEM])
+        # Positional, in MemoryStats' field order: this runs for every cgroup on every scrape.
         return MemoryStats(
-            usage=usage,
-            working_set=max(0, usage - inactive),
-            rss=get(b"total_rss"),
-            cache=get(b"total_cache"),
-            mapped_file=get(b"total_mapped_file"),
-            swap=get(b"total_swap"),
-            max_usage=None if max_usage is None else int(max_usage),
-            failcnt=None if failcnt is None else int(failcnt),
-            pgfault=get(b"pgfault"),
-            pgmajfault=get(b"pgmajfault"),
-            hierarchy_pgfault=get(b"total_pgfault"),
-            hierarchy_pgmajfault=get(b"total_pgmajfault"),
-            kernel=None if kmem is None else int(kmem),
-            active_file=get(b"total_active_file"),
-            inactive_file=inactive,
-            file_dirty=get(b"total_dirty"),
-            file_writeback=get(b"total_writeback"),
+            usage, max(0, usage - (inactive or 0)), rss, cache, mapped, swap,
+            None if max_usage is None else int(max_usage), None if failcnt is None else int(failcnt),
+            pgfault, pgmaj, h_pgfault, h_pgmaj, None if kmem is None else int(kmem), active, inactive, dirty,
+            writeback,
         )
 
     def spec(self, cg: str) -> SpecStats:
@@ -189,15 +219,19 @@ class V1Reader(TreeMembership):
         )
 
     def io(self, cg: str) -> IoStats:
-        base = join(self._blkio, cg)
+        p = self.paths(cg)
         read = self.files.read
+        io_bytes, ios = read(cg, p[_BLK_BYTES]), read(cg, p[_BLK_IOS])
+        if io_bytes == _NO_IO == ios and not self._blkio_extra:
+            return NO_IO  # a cgroup that never did block I/O: nearly every one
         out = IoStats()
-        parse_blkio(read(cg, f"{base}/{BLKIO_SERVICE_BYTES}"), out.service_bytes)
-        parse_blkio(read(cg, f"{base}/{BLKIO_SERVICED}"), out.serviced)
+        parse_blkio(io_bytes, out.service_bytes)
+        parse_blkio(ios, out.serviced)
+        base = join(self._blkio, cg)
         for kind, fname in self._blkio_extra.items():
             data = self.files.read_optional(cg, f"{base}/{fname}")
             if data is not None:
-                parse_blkio(data, getattr(out, kind))
+                parse_blkio(data, out.table(kind))
         return out
 
     def pids(self, cg: str) -> PidsStats:
@@ -207,7 +241,7 @@ class V1Reader(TreeMembership):
         return PidsStats(fsread.read_int(f"{base}/{PIDS_CURRENT}"), fsread.read_int_or_max(f"{base}/{PIDS_MAX}"))
 
     def pids_current(self, cg: str) -> int | None:
-        path = f"{join(self._pids, cg)}/{PIDS_CURRENT}"
+        path = self.paths(cg)[_PIDS_CURRENT]
         if cg == "/":
             data = self.files.read_optional(cg, path)
             return None if data is None else int(data)
@@ -236,5 +270,4 @@ class V1Reader(TreeMembership):
         return out
 
     def oom_kills(self, cg: str) -> int | None:
-        data = self.files.read(cg, f"{join(self._memory, cg)}/{MEMORY_OOM_CONTROL}")
-        return fsread.parse_kv(data).get(b"oom_kill")
+        return _OOM_KILL(self.files.read(cg, self.paths(cg)[_MEM_OOM]))[0]

@@ -65,7 +65,7 @@ def parse_io_stat(data: bytes) -> IoStats:
             where = _IO_KEYS.get(key)
             if where is None or not sep:
                 continue
-            table = getattr(out, where[0])
+            table = out.table(where[0])
             ops = table.get(device)
             if ops is None:
                 ops = table[device] = {}

@@ -152,7 +152,7 @@ class DiskBuffer:
     async def push(self, batch: RecordBatch) -> None:
         if self._room.closed or self._wfd < 0:
             raise BufferClosed("buffer closed (or not opened)")
-        if not batch.records:
+        if not len(batch):
             run_ack(batch.ack)
             return
         if not batch.nbytes:
@@ -163,12 +163,12 @@ class DiskBuffer:
             return
         if not await self._write(batch, frame, length):
             return
-        self._room.add(len(batch.records), length)
+        self._room.add(len(batch), length)
         if not self._spilled and self._cache_bytes + length <= CACHE_BYTES:
             self._cache.append(_Frame(self._wseg, self._woff, length, batch))
             self._cache_bytes += length
         else:
-            self._spilled.append((batch.ack, batch.oldest_ns, self._wseg, self._woff, length, len(batch.records)))
+            self._spilled.append((batch.ack, batch.oldest_ns, self._wseg, self._woff, length, len(batch)))
         self._ready.set()
 
     async def _write(self, batch: RecordBatch, frame: list[bytes], length: int) -> bool:
@@ -191,9 +191,9 @@ class DiskBuffer:
                 except OSError:
                     pass
                 if self._room.drop_newest:
-                    log.error("disk buffer write failed (%s): batch of %d events dropped", e, len(batch.records))
+                    log.error("disk buffer write failed (%s): batch of %d events dropped", e, len(batch))
                     self._metrics.dropped.labels(batch.source or UNKNOWN_SOURCE,
-                                                 REASON_WRITE_ERROR).inc(len(batch.records))
+                                                 REASON_WRITE_ERROR).inc(len(batch))
                     run_ack(batch.ack)
                     return False
                 log.error("disk buffer write failed (%s): retrying in %.0f s", e, WRITE_RETRY_SECONDS)
@@ -246,9 +246,9 @@ class DiskBuffer:
         batch = frame.batch
         self._cursor = (frame.seg, frame.end)
         seq = self._committer.track(self._cursor)
-        self._in_flight[id(batch)] = (seq, frame.length, len(batch.records), batch.oldest_ns)
+        self._in_flight[id(batch)] = (seq, frame.length, len(batch), batch.oldest_ns)
         if frame.seg in self._replay_events:
-            self._replay_events[frame.seg] -= len(batch.records)
+            self._replay_events[frame.seg] -= len(batch)
             self._replay_oldest = batch.oldest_ns
         return batch
 

@@ -31,7 +31,7 @@ class MemoryBuffer:
         self._ready.set()
 
     async def push(self, batch: RecordBatch) -> None:
-        if not batch.records:
+        if not len(batch):
             if self._room.closed:
                 raise BufferClosed("buffer closed")
             run_ack(batch.ack)
@@ -40,7 +40,7 @@ class MemoryBuffer:
             batch.sized()
         if not await self._room.admit(batch, batch.nbytes):
             return
-        self._room.add(len(batch.records), batch.nbytes)
+        self._room.add(len(batch), batch.nbytes)
         self._queue.append(batch)
         self._ready.set()
 
@@ -60,7 +60,7 @@ class MemoryBuffer:
         if self._in_flight.pop(id(batch), None) is None:
             log.warning("release of a batch this buffer did not hand out (or released twice): ignored")
             return
-        self._room.remove(len(batch.records), batch.nbytes)
+        self._room.remove(len(batch), batch.nbytes)
         run_ack(batch.ack)
 
     @property

@@ -55,7 +55,7 @@ class Room:
         if self.fits(nbytes):
             return True
         if self.drop_newest:
-            self.metrics.dropped.labels(batch.source or UNKNOWN_SOURCE, REASON_BUFFER_FULL).inc(len(batch.records))
+            self.metrics.dropped.labels(batch.source or UNKNOWN_SOURCE, REASON_BUFFER_FULL).inc(len(batch))
             run_ack(batch.ack)
             return False
         while not self.fits(nbytes):

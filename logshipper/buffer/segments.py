@@ -2,12 +2,12 @@
 
 A segment `NNNNNNNNNNNN.seg` is a sequence of frames, one per batch:
     u32 body length | u32 CRC32 of the body | body
-    body = u32 events | u64 oldest event ns | u64 nbytes
-           | msgpack [source, topic, [[key, value], ...]]  (records of one topic)
-           | msgpack [source, nil, [[topic, key, value], ...]]  (of several)
-(little-endian). A frame cut short or whose CRC does not match ends the valid part of its segment:
-that is the torn tail of a write a crash interrupted. `position` holds the (segment, offset) before
-which every frame was delivered, replaced atomically (write, fsync, rename).
+    body = u32 events | u64 oldest event ns | u64 nbytes | msgpack [source, [[topic, key, [value, ...]], ...]]
+(little-endian; the batch's runs: one value per record, topic and key once per run). Frames written before
+runs, `[source, topic, [[key, value], ...]]` or `[source, nil, [[topic, key, value], ...]]`, still decode.
+A frame cut short or whose CRC does not match ends the valid part of its segment: that is the torn tail
+of a write a crash interrupted. `position` holds the (segment, offset) before which every frame was
+delivered, replaced atomically (write, fsync, rename).
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ import zlib
 from dataclasses import dataclass
 from functools import partial
 from itertools import starmap
-from operator import attrgetter
 from pathlib import Path
 
 import msgpack
 
-from logshipper.buffer.base import Record, RecordBatch
+from logshipper.buffer.base import Record, RecordBatch, Run, runs_of
 
 HEADER = struct.Struct("<II")
 META = struct.Struct("<IQQ")
@@ -32,9 +31,6 @@ SUFFIX = ".seg"
 POSITION_FILE = "position"
 MAX_BODY = 1 << 30  # a length beyond this is garbage, not a frame
 SCAN_CHUNK = 4 << 20
-_topic = attrgetter("topic")
-_key_value = attrgetter("key", "value")
-_topic_key_value = attrgetter("topic", "key", "value")
 
 Position = tuple[int, int]  # (segment id, byte offset)
 
@@ -46,14 +42,8 @@ class CorruptFrame(ValueError):
 def encode(batch: RecordBatch) -> list[bytes]:
     """One frame for the whole batch, as parts for one writev (no per-record syscalls, no copy of the
     whole frame to join its parts)."""
-    records = batch.records
-    topics = list(map(_topic, records))
-    first = topics[0] if topics else ""
-    if topics.count(first) == len(topics):  # the usual case: one topic per batch, stored once
-        payload = msgpack.packb((batch.source, first, list(map(_key_value, records))))
-    else:
-        payload = msgpack.packb((batch.source, None, list(map(_topic_key_value, records))))
-    meta = META.pack(len(records), batch.oldest_ns, batch.nbytes)
+    payload = msgpack.packb((batch.source, [(r.topic, r.key, r.values) for r in batch.runs]))
+    meta = META.pack(len(batch), batch.oldest_ns, batch.nbytes)
     crc = zlib.crc32(payload, zlib.crc32(meta))
     return [HEADER.pack(len(meta) + len(payload), crc), meta, payload]
 
@@ -62,14 +52,17 @@ def decode(body: bytes | memoryview) -> RecordBatch:
     """The batch of a frame body (its ack is None: the caller attaches one if it has it)."""
     try:
         _events, oldest, nbytes = META.unpack_from(body)
-        source, topic, rows = msgpack.unpackb(body[META.size:], use_list=False)
-        if topic is None:
-            records = list(starmap(Record, rows))
-        else:
-            records = list(starmap(partial(Record, topic), rows))
+        doc = msgpack.unpackb(body[META.size:])
+        if len(doc) == 2:
+            source, rows = doc
+            runs = [Run(topic, key, values) for topic, key, values in rows]
+        else:  # the format before runs
+            source, topic, rows = doc
+            records = list(starmap(Record, rows)) if topic is None else list(starmap(partial(Record, topic), rows))
+            runs = runs_of(records)
     except (ValueError, TypeError, IndexError, struct.error, msgpack.UnpackException) as e:
         raise CorruptFrame(f"undecodable frame body: {e}") from e
-    return RecordBatch(records, None, source, oldest, nbytes)
+    return RecordBatch(None, None, source, oldest, nbytes, runs=runs)
 
 
 def segment_path(directory: Path, seg: int) -> Path:

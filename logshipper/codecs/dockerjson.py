@@ -174,14 +174,20 @@ def _reason(line: bytes) -> str:
     return INVALID_JSON
 
 
-def _load_all(lines: list[bytes], rejects: Counter[str]) -> list[Any]:
-    """Each line's JSON value, None for a line that is not JSON. One orjson call for the whole chunk
-    when every line parses (a third of the cost of one call per line), else line by line."""
+def load_chunk(lines: list[bytes]) -> list[Any] | None:
+    """Every line's JSON value with one orjson call for the whole chunk (a third of the cost of one call
+    per line); None when some line is not JSON (or a line is several values)."""
     try:
         docs = orjson.loads(b"[" + b",".join(lines) + b"]")
     except orjson.JSONDecodeError:
-        docs = None
-    if isinstance(docs, list) and len(docs) == len(lines):
+        return None
+    return docs if isinstance(docs, list) and len(docs) == len(lines) else None
+
+
+def _load_all(lines: list[bytes], rejects: Counter[str]) -> list[Any]:
+    """Each line's JSON value, None for a line that is not JSON."""
+    docs = load_chunk(lines)
+    if docs is not None:
         return docs
     out: list[Any] = []
     for line in lines:
@@ -194,8 +200,9 @@ def _load_all(lines: list[bytes], rejects: Counter[str]) -> list[Any]:
 
 
 def decode_lines(lines: list[bytes], offset: int, ref: FileRef, joiner: Joiner,
-                 rejects: Counter[str]) -> list[LogEvent]:
-    """Events of consecutive complete lines starting at byte `offset` of `ref`'s file."""
+                 rejects: Counter[str], docs: list[Any] | None = None) -> list[LogEvent]:
+    """Events of consecutive complete lines starting at byte `offset` of `ref`'s file (`docs`: the lines'
+    JSON values when the caller has them from load_chunk)."""
     events: list[LogEvent] = []
     append = events.append
     pending = joiner.pending
@@ -204,7 +211,7 @@ def decode_lines(lines: list[bytes], offset: int, ref: FileRef, joiner: Joiner,
     seconds = _SECONDS
     scale = _FRACTION_SCALE
     off = offset
-    for line, doc in zip(lines, _load_all(lines, rejects), strict=True):
+    for line, doc in zip(lines, docs if docs is not None else _load_all(lines, rejects), strict=True):
         start = off
         off += len(line) + 1
         if type(doc) is not dict:

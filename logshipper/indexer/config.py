@@ -22,6 +22,9 @@ class IndexerKafkaConfig:
     group: str = option(DEFAULT_GROUP, "consumer group: indexers in one group share the partitions")
     dead_letter_topic: str = option("hostwatch-logs-dead-letter", "where permanently rejected events go")
     session_timeout_ms: int = option(6000, "consumer group session timeout")
+    instance_id: str | None = option(None, "static group membership (KIP-345): a stable id per indexer, e.g. its "
+                                           "host name, lets a restarted indexer take its partitions back at once "
+                                           "instead of waiting for a rebalance")
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ class Indexer:
             "statistics.interval.ms": 2000,
             "stats_cb": self.metrics.on_stats,
             "error_cb": self._on_kafka_error,
-        }
+        } | ({"group.instance.id": k.instance_id} if k.instance_id else {})
 
     def _on_kafka_error(self, err: KafkaError) -> None:
         self.metrics.kafka_errors.inc()

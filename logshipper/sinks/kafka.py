@@ -2,9 +2,12 @@
 
 A background task pops batches in order and hands their records to the producer (acks=all, the
 idempotent producer, key = container id so one container's lines stay in one partition, in order).
-Delivery reports arrive on a poll thread; when the last record of a batch is reported, the batch is
-handed back to the event loop (call_soon_threadsafe), which releases it from the buffer: that runs
-the source's ack. At most `max_in_flight_events` events are in the producer at once.
+The event loop itself polls the producer for delivery reports: after each batch it hands over, and
+every POLL_INTERVAL while anything is in flight (IDLE_POLL_INTERVAL otherwise, for client errors). A
+poll thread would take the GIL back once per report and wake the loop once per batch; on the loop a
+report costs only its callback. When the last record of a batch is reported, the batch is released
+from the buffer: that runs the source's ack. At most `max_in_flight_events` events are in the producer
+at once.
 
 Failures:
 - broker down or slow: the client retries without end (message.timeout.ms 0), reconnecting with
@@ -26,12 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from operator import length_hint
 from typing import Any, Protocol
 
-from logshipper.buffer.base import Buffer, Record, RecordBatch
+from logshipper.buffer.base import Buffer, Record, RecordBatch, Run, runs_of
 from logshipper.buffer.room import BufferClosed
 from logshipper.config import KafkaConfig
 from logshipper.sinks.topic import TopicTemplate, compile_template, topic_for
@@ -41,8 +45,10 @@ __all__ = ["ConfluentProducer", "KafkaSink", "Producer", "TopicTemplate", "compi
 
 log = logging.getLogger("hostwatch.logshipper.kafka")
 
-POLL_SECONDS = 0.1
-QUEUE_FULL_WAIT = 0.005  # the client's own queue is full (bytes): let the poll thread drain it
+POLL_INTERVAL = 0.005  # while events are in flight: reports wait at most this long to be served
+IDLE_POLL_INTERVAL = 1.0  # nothing in flight: client errors and logs are served this often
+QUEUE_FULL_WAIT = 0.005  # the client's own queue is full (bytes): let deliveries drain it
+PARTITION_ANY = -1  # librdkafka's RD_KAFKA_PARTITION_UA: the partitioner picks (by key)
 PUMP_ERROR_WAIT = 1.0
 CLIENT_QUEUE_KBYTES = 64 << 10  # what librdkafka may hold (the events bound usually comes first)
 ERROR_LOG_INTERVAL = 10.0
@@ -87,10 +93,11 @@ OnDelivery = Callable[[DeliveryError | None, Any], None]  # (error, message or R
 
 
 class Producer(Protocol):
-    def produce_batch(self, records: Sequence[Record], start: int, on_delivery: OnDelivery) -> int:
-        """Hand records[start:] to the client, each reported to `on_delivery` (now, with the Record,
-        when the client refuses it outright; later, from poll(), with the delivered message). Returns
-        the index of the first record not taken because the client's queue is full (len(records): all)."""
+    def produce(self, run: Run, start: int, on_delivery: OnDelivery) -> int:
+        """Hand the records of run.values[start:] to the client, each reported to `on_delivery` (now,
+        with the Record, when the client refuses it outright; later, from poll(), with the delivered
+        message). Returns the index of the first value not taken because the client's queue is full
+        (len(run.values): all)."""
         ...
 
     def poll(self, timeout: float) -> None: ...
@@ -130,19 +137,23 @@ class ConfluentProducer:
             "logger": logging.getLogger("hostwatch.logshipper.kafka.client"),
         })
 
-    def produce_batch(self, records: Sequence[Record], start: int, on_delivery: OnDelivery) -> int:
+    def produce(self, run: Run, start: int, on_delivery: OnDelivery) -> int:
         produce = self._producer.produce
-        for i in range(start, len(records)):
-            r = records[i]
+        topic, key, values = run.topic, run.key, run.values
+        rest = values[start:] if start else values
+        it = iter(rest)
+        while True:
             try:
-                produce(r.topic, r.value, r.key, on_delivery=on_delivery)
+                for value in it:  # positional arguments: a keyword would cost a dict per record
+                    produce(topic, value, key, PARTITION_ANY, on_delivery)
+                return len(values)
             except BufferError:
-                return i
+                return start + len(rest) - length_hint(it) - 1
             except self._exception_type as e:
-                on_delivery(e.args[0], r)
+                err: DeliveryError = e.args[0]
             except (TypeError, ValueError) as e:
-                on_delivery(self._error_type(ERR_INVALID_RECORD, str(e)), r)
-        return len(records)
+                err = self._error_type(ERR_INVALID_RECORD, str(e))
+            on_delivery(err, Record(topic, key, rest[len(rest) - length_hint(it) - 1]))
 
     def poll(self, timeout: float) -> None:
         self._producer.poll(timeout)
@@ -202,8 +213,8 @@ class KafkaSink:
         self._idle.set()
         self._pump_task: asyncio.Task[None] | None = None
         self._retries: set[asyncio.Task[None]] = set()
-        self._poll_stop = threading.Event()
-        self._poll_thread: threading.Thread | None = None
+        self._reported: deque[_Delivery] = deque()  # attempts reported in full (appended from any thread)
+        self._timer: asyncio.TimerHandle | None = None
         self._stopping = False
         self._last_error_log = 0.0
 
@@ -214,8 +225,7 @@ class KafkaSink:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._producer = self._factory(self._config, self._on_client_error)
-        self._poll_thread = threading.Thread(target=self._poll_loop, name="kafka-poll", daemon=True)
-        self._poll_thread.start()
+        self._schedule_poll()
         self._pump_task = asyncio.create_task(self._pump(), name="kafka-sink")
 
     async def stop(self) -> None:
@@ -231,10 +241,9 @@ class KafkaSink:
         for task in list(self._retries):
             task.cancel()
         await asyncio.gather(*self._retries, return_exceptions=True)
-        self._poll_stop.set()
-        if self._poll_thread is not None:
-            await asyncio.to_thread(self._poll_thread.join)
-            self._poll_thread = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._producer is not None:
             producer, self._producer = self._producer, None
             await asyncio.to_thread(_retire, producer)
@@ -251,7 +260,7 @@ class KafkaSink:
                 log.exception("Kafka sink: taking a batch from the buffer failed")
                 await asyncio.sleep(PUMP_ERROR_WAIT)
                 continue
-            n = len(batch.records)
+            n = len(batch)
             if n == 0:
                 self._buffer.release(batch)
                 continue
@@ -260,26 +269,50 @@ class KafkaSink:
                 await self._room.wait()
             self._in_flight += n
             self._idle.clear()
-            delivery = _Delivery(batch, self._report_threadsafe)
-            await self._produce(delivery, batch.records)
+            delivery = _Delivery(batch, self._reported.append)
+            await self._produce(delivery, batch.runs, n)
+            self._poll()
 
-    async def _produce(self, delivery: _Delivery, records: Sequence[Record]) -> None:
-        assert self._producer is not None
-        delivery.arm(len(records), self._generation)
-        i = 0
-        while True:
-            i = self._producer.produce_batch(records, i, delivery.on_delivery)
-            if i >= len(records):
-                return
-            await asyncio.sleep(QUEUE_FULL_WAIT)
+    async def _produce(self, delivery: _Delivery, runs: Sequence[Run], n: int) -> None:
+        delivery.arm(n, self._generation)
+        for run in runs:
+            i = 0
+            while True:
+                assert self._producer is not None
+                i = self._producer.produce(run, i, delivery.on_delivery)
+                if i >= len(run.values):
+                    break
+                self._poll()  # what is delivered leaves the client's queue once reported
+                await asyncio.sleep(QUEUE_FULL_WAIT)
 
-    def _report_threadsafe(self, delivery: _Delivery) -> None:
-        loop = self._loop
-        assert loop is not None
-        try:
-            loop.call_soon_threadsafe(self._delivered, delivery)
-        except RuntimeError:
-            pass  # the loop is closed: the batch stays unreleased in the buffer
+    # --- delivery reports (event loop) -------------------------------------------------------------
+
+    def _schedule_poll(self) -> None:
+        if self._timer is None and self._loop is not None and not self._stopping:
+            interval = POLL_INTERVAL if self._in_flight or self._reported else IDLE_POLL_INTERVAL
+            self._timer = self._loop.call_later(interval, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        self._poll()
+        self._schedule_poll()
+
+    def _poll(self) -> None:
+        """Serve the producer's reports (their callbacks run now), then act on the attempts they completed."""
+        producer = self._producer
+        if producer is not None:
+            try:
+                producer.poll(0)
+            except Exception:  # noqa: BLE001 - a callback's bug must not stop delivery reports
+                log.exception("Kafka poll failed")
+        reported = self._reported
+        while reported:
+            self._delivered(reported.popleft())
+        timer, loop = self._timer, self._loop
+        if self._in_flight and timer is not None and loop is not None and timer.when() - loop.time() > POLL_INTERVAL:
+            timer.cancel()  # an idle tick: poll often again now that events are in flight
+            self._timer = None
+        self._schedule_poll()
 
     def _delivered(self, d: _Delivery) -> None:
         """An attempt of a batch is reported in full (on the event loop)."""
@@ -310,7 +343,7 @@ class KafkaSink:
             task.add_done_callback(self._retries.discard)
             return
         self._metrics.sent.labels(source).inc(d.sent)
-        self._in_flight -= len(d.batch.records)
+        self._in_flight -= len(d.batch)
         self._room.set()
         if not self._in_flight:
             self._idle.set()
@@ -323,7 +356,7 @@ class KafkaSink:
         await asyncio.sleep(delay)
         if fatal and d.generation == self._generation:
             await self._replace_producer()
-        await self._produce(d, records)
+        await self._produce(d, runs_of(records), len(records))
 
     async def _replace_producer(self) -> None:
         """After a fatal error (the idempotent producer cannot go on): a new producer; what the old one
@@ -335,21 +368,10 @@ class KafkaSink:
         if old is not None:
             await asyncio.to_thread(_retire, old)
 
-    # --- the poll thread ----------------------------------------------------------------------
-
-    def _poll_loop(self) -> None:
-        while not self._poll_stop.is_set():
-            producer = self._producer
-            if producer is None:
-                return
-            try:
-                producer.poll(POLL_SECONDS)
-            except Exception:  # noqa: BLE001 - a callback's bug must not stop delivery reports
-                log.exception("Kafka poll failed")
-                time.sleep(POLL_SECONDS)
+    # --- client errors --------------------------------------------------------------------------
 
     def _on_client_error(self, err: DeliveryError) -> None:
-        """Client-level errors (brokers down, transport: the client retries them), from the poll thread."""
+        """Client-level errors (brokers down, transport: the client retries them), from a poll."""
         fatal = err.fatal()
         self._metrics.kafka_errors.labels("false" if fatal else "true").inc()
         self._log_error(f"Kafka client: {err.name()} ({err})")

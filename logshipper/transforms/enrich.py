@@ -115,6 +115,13 @@ class Enricher:
         self._miss_scans = [t for t in self._miss_scans if now - t < MISS_WINDOW]
         return len(self._miss_scans) < MISS_BURST
 
+    def lookup(self, container_id: str) -> LogEvent:
+        """What `apply` fills in for events of `container_id` (one call for a batch of one container): an
+        event with only container_id, container_name, image and labels set."""
+        probe = LogEvent(0, "", "", "", container_id=container_id)
+        self.apply([probe])
+        return probe
+
     def refresh(self) -> None:
         """Re-read the metadata now (a scan of the state root and Docker's containers directory)."""
         try:

@@ -36,6 +36,14 @@ class DeviceRule(Protocol):
 
     @property
     def allow(self) -> bool: ...
+    @property
+    def type(self) -> str: ...  # "a", "b" or "c"
+    @property
+    def major(self) -> int: ...  # -1: any
+    @property
+    def minor(self) -> int: ...
+    @property
+    def access(self) -> str: ...  # of "rwm"
 
     def v1(self) -> str: ...
 

@@ -120,9 +120,15 @@ class CgroupsV2(TreeCgroups):
                 # an optional controller: the container simply runs without it
 
     def restrict_devices(self, rel: str, rules: Sequence[DeviceRule]) -> bool:
-        """cgroup v2 has no devices controller: runc and crun attach an eBPF program
-        (BPF_PROG_TYPE_CGROUP_DEVICE) instead, which this runtime does not do yet."""
-        return False
+        """cgroup v2 has no devices controller: an eBPF program attached to the cgroup decides, as
+        runc and crun do it (see devicefilter)."""
+        from .devicefilter import attach
+
+        try:
+            attach(self.paths(rel)["unified"], rules)
+        except OSError as e:
+            raise CgroupError(f"cannot apply device rules to cgroup {rel}: {e.strerror or e}") from e
+        return True
 
     def oom_killed(self, rel: str) -> bool:
         events = read_keyed(self.paths(rel)["unified"] / MEMORY_EVENTS)

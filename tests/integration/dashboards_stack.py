@@ -51,9 +51,10 @@ TOPIC = "hostwatch-logs"
 GATEWAY = "10.88.0.1"  # the bridge's address (the runtime keeps the subnet's first host for it)
 
 BURN = "while True: pass"
-# Holds 93 % of its limit (whatever the interpreter itself takes), then sleeps.
-FILL = ("import os,sys,time\nlimit=int(sys.argv[1])<<20\nrss=int(open('/proc/self/statm').read().split()[1])*4096\n"
-        "blob=b'x'*max(0,int(limit*0.93)-rss)\nprint('holding',len(blob)>>20,'MiB',flush=True)\n"
+# Holds 95 % of its limit in anonymous memory (what the cgroup is charged for), then sleeps.
+FILL = ("import sys,time\nlimit=int(sys.argv[1])<<20\n"
+        "anon=int([l.split()[1] for l in open('/proc/self/status') if l.startswith('RssAnon')][0])*1024\n"
+        "blob=b'x'*max(0,int(limit*0.95)-anon)\nprint('holding',len(blob)>>20,'MiB',flush=True)\n"
         "while True: time.sleep(1)")
 OOM = "while true; do python3 -c \"b=b'x'*(96<<20)\"; echo killed; sleep 2; done"
 NET_IO = (f"while true; do ping -c 3 -i 0.2 {GATEWAY} >/dev/null 2>&1; echo tick; "
@@ -111,6 +112,7 @@ class Stack:
     hw: HW
     webhook: Webhook
     traffic: Traffic
+    started: float  # when Prometheus began scraping
     logs: dict[str, Path] = field(default_factory=dict)
 
     def log_tail(self, name: str, chars: int = 3000) -> str:
@@ -298,9 +300,10 @@ def running_stack(workdir: Path) -> Iterator[Stack]:
                                           f"--web.listen-address=127.0.0.1:{prom_port}"])
         prom_url = f"http://127.0.0.1:{prom_port}"
         wait_http(prom_url + "/-/ready", prom, "prometheus", lambda: procs.tail("prometheus"))
+        started = time.time()
         traffic = Traffic(ports["gelf"], ports["forward"], kafka)
         stack = Stack(workdir, Prometheus(prom_url), agent, replicas, noida.es_url, kafka, hw, webhook, traffic,
-                      procs.logs)
+                      started, procs.logs)
         yield stack
     finally:
         if traffic is not None:

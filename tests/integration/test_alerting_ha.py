@@ -86,12 +86,13 @@ class Receiver:
 
 
 class Replica:
-    """`python -m alerting alerting` (what `hostwatch alerting` runs) on a free port, stopped by PID."""
+    """`python -m alerting alerting` (what `hostwatch alerting` runs; `command=("hostwatch", "alerting")` runs
+    that) on a free port, stopped by PID."""
 
     def __init__(self, workdir: Path, name: str, config: Path, brokers: str, topic: str,
-                 peer_timeout: str = "2s") -> None:
+                 peer_timeout: str = "2s", command: tuple[str, ...] = ("alerting", "alerting")) -> None:
         self.workdir, self.name, self.config, self.brokers, self.topic = workdir, name, config, brokers, topic
-        self.peer_timeout = peer_timeout
+        self.peer_timeout, self.command = peer_timeout, command
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = workdir / f"{name}.log"
@@ -100,7 +101,7 @@ class Replica:
     def start(self) -> Replica:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "alerting", "alerting", f"--config.file={self.config}",
+                [sys.executable, "-m", *self.command, f"--config.file={self.config}",
                  f"--web.listen-address=127.0.0.1:{self.port}", f"--kafka.brokers={self.brokers}",
                  f"--kafka.topic={self.topic}", f"--cluster.peer-timeout={self.peer_timeout}",
                  f"--cluster.replica-id={self.name}"],

@@ -34,6 +34,8 @@ pytestmark = pytest.mark.integration
 
 DATA_TIMEOUT = 150.0
 WINDOW = 120.0  # seconds of history the queries look at
+RENDER_RANGE = 600.0  # at most; the pictures start when Prometheus did
+PICTURE_HISTORY = 420.0  # seconds of data before the README's pictures are drawn
 GRAFANA_SCRAPE_INTERVAL = 15.0  # the provisioned datasource's timeInterval: $__rate_interval >= 60 s
 # Template variable choices: Container detail shows the bridge-networked workload (it has network, disk
 # I/O, logs); every other variable takes All.
@@ -150,12 +152,15 @@ def _ink(png: Path, box: tuple[int, int, int, int]) -> int:
 def test_render_draws_every_panel_with_data(stack: Stack, name: str, tmp_path: Path) -> None:
     b = next(b for b in BOARDS if b.name == name)
     data = dashboard_json(b, Catalogue())
-    out = (PICTURES if os.environ.get("HOSTWATCH_UPDATE_PICTURES") else tmp_path) / f"{name}.png"
+    pictures = bool(os.environ.get("HOSTWATCH_UPDATE_PICTURES"))
+    out = (PICTURES if pictures else tmp_path) / f"{name}.png"
+    if pictures:  # the README's pictures show some history
+        time.sleep(max(0.0, stack.started + PICTURE_HISTORY - time.time()))
     es = Elasticsearch(stack.es_url, "hostwatch-logs-*")
     deadline = time.monotonic() + DATA_TIMEOUT
     while True:
         end = time.time()
-        results = render(data, stack.prometheus, out, es=es, start=end - WINDOW * 2, end=end,
+        results = render(data, stack.prometheus, out, es=es, start=max(end - RENDER_RANGE, stack.started), end=end,
                          scrape_interval=GRAFANA_SCRAPE_INTERVAL, chosen=CHOSEN.get(name))
         empty = [r.title for r in results if r.series == 0]
         if not empty or time.monotonic() > deadline:

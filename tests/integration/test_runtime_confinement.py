@@ -225,3 +225,52 @@ def test_bad_confinement_values_exit_125_and_leave_nothing(hw: HW, busybox_rootf
         assert proc.returncode == 125, (args, proc.stderr)
         assert proc.stderr.count("\n") == 1 and message in proc.stderr, (args, proc.stderr)
     assert sorted(os.listdir(hw.state_root)) == before
+
+
+UNIFIED = Path("/sys/fs/cgroup/unified")  # this hybrid host's cgroup2 mount (on a v2 host: /sys/fs/cgroup)
+
+_OPEN = ("import os, sys\nfor p in sys.argv[1:]:\n    try:\n        os.close(os.open(p, os.O_RDONLY))\n"
+         "        print(p, 'ok')\n    except OSError as e:\n        print(p, e.strerror)\n")
+
+
+def _opens_in(cgroups: object, rel: str, paths: list[str]) -> list[str]:
+    """Run a process inside `rel` that opens each path; its verdicts."""
+    r, w = os.pipe()
+    proc = subprocess.Popen([PYTHON, "-c", f"import os; os.read({r}, 1)\n" + _OPEN, *paths], pass_fds=(r,),
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        cgroups.add_process(rel, proc.pid)  # type: ignore[attr-defined]
+    finally:
+        os.close(w)
+        os.close(r)
+    out, _ = proc.communicate(timeout=30)
+    return out.splitlines()
+
+
+def test_cgroup_v2_device_program_enforces_dockers_rules(tmp_path: Path) -> None:
+    """The v2 backend's eBPF device program, on this host's cgroup2 mount (no controllers needed)."""
+    from hostwatch.core.containers import Limits
+    from runtime import devices
+    from runtime.cgroups import CgroupsV2
+
+    if not (UNIFIED / "cgroup.controllers").is_file():
+        pytest.fail(f"{UNIFIED} is not a cgroup2 mount")
+    cg = CgroupsV2(UNIFIED)
+    top = f"/hostwatch-devtest-{os.getpid()}"
+    with loop_device(tmp_path) as dev:
+        made = tmp_path / "made-blk"
+        os.mknod(made, 0o600 | 0o060000, os.stat(dev).st_rdev)  # S_IFBLK: a node of the same device
+        try:
+            for name, rules, want in (("default", devices.DEFAULT_RULES, "Operation not permitted"),
+                                      ("privileged", devices.PRIVILEGED_RULES, "ok")):
+                rel = f"{top}/{name}"
+                cg.create(rel, Limits())
+                assert cg.restrict_devices(rel, devices.rules(name == "privileged")) is True
+                assert rules == devices.rules(name == "privileged")
+                assert _opens_in(cg, rel, ["/dev/null", dev, str(made)]) == [
+                    "/dev/null ok", f"{dev} {want}", f"{made} {want}"], name
+        finally:
+            for name in ("default", "privileged"):
+                cg.remove(f"{top}/{name}")
+            with contextlib.suppress(FileNotFoundError):
+                (UNIFIED / top.lstrip("/")).rmdir()

@@ -32,6 +32,8 @@ GENERATED = REPO / "dashboards" / "exported.py"
 # Labels that depend on the exporter's configuration (--container-labels), not on the code.
 _CONFIGURED_LABEL_PREFIX = "container_label_"
 
+MAX_LINE = 120  # ruff's line length: the generated file is checked like any other
+
 Row = tuple[str, str, str, tuple[str, ...]]  # (family name as queried, type, component, labels)
 
 
@@ -96,7 +98,10 @@ def render(rows: list[Row]) -> str:
     for name, typ, component, labels in rows:
         inner = ", ".join(f'"{label}"' for label in labels)
         label_tuple = f"({inner},)" if len(labels) == 1 else f"({inner})"
-        lines.append(f'    ("{name}", "{typ}", "{component}", {label_tuple}),')
+        line = f'    ("{name}", "{typ}", "{component}", {label_tuple}),'
+        if len(line) > MAX_LINE:
+            line = f'    ("{name}", "{typ}", "{component}",\n     {label_tuple}),'
+        lines.append(line)
     lines.append(")")
     return "\n".join(lines) + "\n"
 

@@ -9,8 +9,8 @@ import pytest
 from prometheus_client.metrics_core import Metric
 
 from exporter.collectors.base import parse_groups
-from exporter.groups import resolve_disabled
 from exporter.families import Family, render
+from exporter.groups import resolve_disabled
 from exporter.readers import CpuStats, open_reader
 from exporter.scrape import Exporter
 

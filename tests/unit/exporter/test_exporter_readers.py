@@ -165,3 +165,41 @@ def test_walk_order_and_leaves_are_not_opened(tmp_path: Path, monkeypatch: pytes
     assert list(walk_tree(str(tmp_path))) == ["/", "/a", "/b", "/b/x", "/b/y", "/b/y/z", "/c"]
     assert os.stat(tmp_path / "a").st_nlink == 2, "this test needs a filesystem that counts subdirectories"
     assert opened == ["", "/b", "/b/y"]
+
+
+def test_task_state_after_the_last_parenthesis() -> None:
+    assert procfs.task_state(b"42 (a) b)) R 1 2 3\n") == procfs.TASK_STATES.index("running")
+    assert procfs.task_state(b"7 (kworker/0:1) I 2 0 0\n") is None  # idle kernel threads are not counted
+    assert procfs.task_state(b"garbage") is None
+
+
+def test_socket_tables(fixtures: Path) -> None:
+    proc = fixtures / "proc" / "4242" / "net"
+    tcp = dict(zip(procfs.TCP_STATES, procfs.parse_tcp((proc / "tcp").read_bytes()), strict=True))
+    assert (tcp["listen"], tcp["established"], tcp["timewait"], tcp["close"]) == (1, 2, 1, 0)
+    assert procfs.parse_udp((proc / "udp").read_bytes()) == [1, 2, 256, 0]  # rx_queue is after the colon
+    assert procfs.parse_udp((proc / "udp6").read_bytes()) == [0, 0, 0, 0]
+
+
+def test_diskstats_vmstat_os_release(fixtures: Path) -> None:
+    stats = procfs.parse_diskstats((fixtures / "proc" / "diskstats").read_bytes())
+    assert stats["254:0"][:2] == (15000, 300) and stats["254:16"][procfs.DISKSTAT_FIELDS.index("io_ms")] == 21000
+    assert procfs.vmstat(str(fixtures / "proc"))["oom_kill"] == 3
+    assert procfs.os_release(str(fixtures / "etc")) == "Debian GNU/Linux 13 (trixie)"
+    assert procfs.os_release("/nonexistent") == "Unknown"
+
+
+def test_fields_learn_a_layout_and_notice_another() -> None:
+    pick = fsread.Fields(b"b", b"missing", b"d")
+    assert pick(b"a 1\nb 2\nc 3\nd 4\n") == [2, None, 4]
+    assert pick(b"a 5\nb 6\nc 7\nd 8\n") == [6, None, 8]  # the learned positions
+    assert pick(b"d 9\nb 10\n") == [10, None, 9]  # another layout (the root's, another kernel's)
+    assert pick(b"a 1\nb 2\nc 3\nmissing 4\n") == [2, 4, None]
+
+
+def test_v1_cfq_tables_and_v2_iocost(fixtures: Path) -> None:
+    io = open_reader(str(fixtures / "hybrid")).io(f"/hostwatch/{HW_ID}")
+    assert io.merged["254:0"]["Read"] == 5 and io.service_time["254:0"]["Total"] == 5_000_000
+    assert io.sectors["254:0"] == {"": 24} and io.queued["254:0"]["Total"] == 1
+    plain = open_reader(str(fixtures / "v1")).io("/system.slice")
+    assert plain.service_bytes == {} and plain.merged == {}  # "Total 0": no I/O, no tables

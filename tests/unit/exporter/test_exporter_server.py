@@ -9,6 +9,8 @@ import ctypes.util
 import datetime
 import gzip
 import ssl
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -136,3 +138,67 @@ def test_web_config_errors_name_the_file_and_key(tmp_path: Path, text: str, matc
     with pytest.raises(WebConfigError, match=match) as e:
         load_web_config(path)
     assert str(path) in str(e.value)
+
+
+class _Gate:
+    """A collector that holds the collection until `ready()` (or 10 s): concurrent scrapes then
+    overlap by construction, not by timing."""
+
+    name = "gate"
+
+    def __init__(self, ready: Callable[[], bool]) -> None:
+        self.ready = ready
+        self.calls = 0
+
+    def collect(self, scrape: object) -> list[Any]:
+        self.calls += 1
+        deadline = time.monotonic() + 10
+        while not self.ready() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return []
+
+
+def test_concurrent_scrapes_share_one_collection() -> None:
+    async def main() -> None:
+        cfg = fixture_config("v2", listen_address="127.0.0.1:0")
+        async with ExporterService(cfg) as svc:
+            assert svc.exporter is not None and svc.scrapes is not None
+            scrapes = svc.scrapes
+            gate = _Gate(lambda: scrapes.in_flight >= 2)
+            svc.exporter.collectors.insert(0, gate)  # type: ignore[arg-type]
+            url = f"http://127.0.0.1:{svc.port}/metrics"
+            async with aiohttp.ClientSession() as s:
+                async def get() -> str:
+                    async with s.get(url, headers={"Accept": OM_ACCEPT}) as r:
+                        assert r.status == 200
+                        return await r.text()
+
+                a, b = await asyncio.gather(get(), get())  # an HA pair of Prometheus servers
+            assert gate.calls == 1 and svc.exporter.collections == 1 and svc.exporter.scrapes == 2
+            assert a == b and "hostwatch_exporter_collections_total 1.0" in a
+            assert "hostwatch_exporter_scrapes_total 2.0" in a
+
+    asyncio.run(main())
+
+
+def test_scrapes_beyond_max_requests_get_503() -> None:
+    release = threading.Event()
+
+    async def main() -> None:
+        cfg = fixture_config("v2", listen_address="127.0.0.1:0", max_requests=1)
+        async with ExporterService(cfg) as svc:
+            assert svc.exporter is not None and svc.scrapes is not None
+            svc.exporter.collectors.insert(0, _Gate(release.is_set))  # type: ignore[arg-type]
+            url = f"http://127.0.0.1:{svc.port}/metrics"
+            async with aiohttp.ClientSession() as s:
+                first = asyncio.ensure_future(s.get(url))
+                while svc.scrapes.in_flight < 1:
+                    await asyncio.sleep(0.005)
+                async with s.get(url) as r:
+                    assert r.status == 503 and "Limit of concurrent requests reached (1)" in await r.text()
+                release.set()
+                async with await first as r:
+                    assert r.status == 200
+            assert svc.exporter.rejected == 1 and svc.exporter.collections == 1
+
+    asyncio.run(main())

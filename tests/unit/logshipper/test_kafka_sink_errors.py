@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from logshipper.buffer import MemoryBuffer
-from logshipper.buffer.base import Record, RecordBatch
+from logshipper.buffer.base import Record, RecordBatch, Run
 from logshipper.config import BufferConfig, KafkaConfig
 from logshipper.sinks import kafka as kafka_sink
 from logshipper.sinks.kafka import DeliveryError, KafkaSink, OnDelivery
@@ -67,11 +67,11 @@ class Scripted:
         self.hold = threading.Event()  # set: deliver nothing yet
         self.lock = threading.Lock()
 
-    def produce_batch(self, records: Any, start: int, on_delivery: OnDelivery) -> int:
+    def produce(self, run: Run, start: int, on_delivery: OnDelivery) -> int:
         with self.lock:
-            for r in records[start:]:
-                self.queue.append((r, on_delivery))
-        return len(records)
+            for v in run.values[start:]:
+                self.queue.append((Record(run.topic, run.key, v), on_delivery))
+        return len(run.values)
 
     def poll(self, timeout: float) -> None:
         if self.hold.is_set():

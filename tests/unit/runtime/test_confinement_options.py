@@ -242,3 +242,30 @@ def test_the_compiled_program_is_cached_and_loads_without_libseccomp(tmp_path: P
     assert _in_child(blocked) == [-1, 1, 1]
     with pytest.raises(libseccomp.SeccompError):
         libseccomp.load_program(b"\0" * 7, [])
+
+
+def test_the_v2_device_program_encodes_each_rule_as_a_block() -> None:
+    import struct
+
+    from runtime import devices
+    from runtime.cgroups import devicefilter
+
+    def decode(code: bytes) -> list[tuple[int, int, int, int, int]]:
+        out = []
+        for i in range(0, len(code), 8):
+            op, regs, off, imm = struct.unpack("<BBhi", code[i:i + 8])
+            out.append((op, regs & 0xF, regs >> 4, off, imm))
+        return out
+
+    prologue = 6
+    null = decode(devicefilter.program([devices.Rule(True, "c", 1, 3)]))[prologue:]
+    assert null == [(0x55, 2, 0, 4, 2), (0x55, 4, 0, 3, 1), (0x55, 5, 0, 2, 3), (0xB4, 0, 0, 0, 1), (0x95, 0, 0, 0, 0),
+                    (0xB4, 0, 0, 0, 0), (0x95, 0, 0, 0, 0)]  # type, major, minor, allow; else deny
+    mknod = decode(devicefilter.program([devices.Rule(True, "b", access="m")]))[prologue:prologue + 6]
+    assert mknod == [(0x55, 2, 0, 5, 1), (0xBC, 1, 3, 0, 0), (0x54, 1, 0, 0, 1), (0x5D, 1, 3, 2, 0),
+                     (0xB4, 0, 0, 0, 1), (0x95, 0, 0, 0, 0)]  # the access asked must lie within "m"
+    default = decode(devicefilter.program(devices.DEFAULT_RULES))
+    assert default[-2:] == [(0xB4, 0, 0, 0, 0), (0x95, 0, 0, 0, 0)]  # deny-all, evaluated last, ends it
+    assert [i for i in default if i[0] == 0x95] and len(default) == prologue + sum(
+        len(devicefilter._block(r)) for r in devices.DEFAULT_RULES)
+    assert len(devicefilter.program(devices.PRIVILEGED_RULES)) // 8 == prologue + 2

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from hostwatch.core.containers import ContainerState
+from runtime.images import ImageStore
 from runtime.run import RunOptions, UsageError, build_state
 from runtime.state import StateError, StateStore
 
@@ -11,7 +12,7 @@ def _state(store: StateStore, **kw: object) -> ContainerState:
     opts = RunOptions(command=["sh", "-c", "true"])
     for k, v in kw.items():
         setattr(opts, k, v)
-    return build_state(opts, store, "f" * 64)
+    return build_state(opts, store, "f" * 64, ImageStore(store.root.parent / "images"))
 
 
 @pytest.mark.parametrize(("kw", "message"), [
@@ -31,6 +32,16 @@ def _state(store: StateStore, **kw: object) -> ContainerState:
     ({"log_driver": "syslog"}, "syslog"),
     ({"log_opts": ["max-size=lots"]}, "max-size"),
     ({"log_opts": ["no-such-opt=1"]}, "no-such-opt"),
+    ({"image": "nope"}, "No such image: nope"),
+    ({"image": "nope", "rootfs": "/"}, "mutually exclusive"),
+    ({"read_only": True}, "--read-only needs a root filesystem"),
+    ({"cap_add": ["CAP_NOPE"]}, "unknown capability"),
+    ({"security_opt": ["seccomp=/no/such/profile.json"]}, "opening seccomp profile"),
+    ({"security_opt": ["label=disable"]}, "Invalid --security-opt"),
+    ({"ulimits": ["nofile=2:1"]}, "soft limit"),
+    ({"tmpfs": ["tmp"]}, "absolute"),
+    ({"user": "x y"}, "invalid --user"),
+    ({"group_add": ["a b"]}, "invalid --group-add"),
 ])
 def test_bad_input_is_a_usage_error(tmp_path: Path, kw: dict, message: str) -> None:
     store = StateStore(tmp_path / "state")
@@ -52,6 +63,23 @@ def test_state_from_flags(tmp_path: Path) -> None:
     assert st.cgroup == "/hostwatch/" + "f" * 64
     assert st.log_path.endswith("f" * 64 + "-json.log")
     assert _state(store).image == "host"
+
+
+def test_confinement_and_layers_from_flags(tmp_path: Path) -> None:
+    rootfs = tmp_path / "busybox"
+    rootfs.mkdir()
+    store = StateStore(tmp_path / "state")
+    st = _state(store, rootfs=str(rootfs), read_only=True, tmpfs=["/tmp:size=1m"], cap_drop=["ALL"],
+                cap_add=["net_raw"], security_opt=["no-new-privileges"], user="1000:1000", ulimits=["nofile=8"])
+    home = tmp_path / "state" / ("f" * 64)
+    assert st.lower_dirs == [str(rootfs)] and st.upper_dir == str(home / "upper")
+    assert (st.work_dir, st.merged_dir) == (str(home / "work"), str(home / "merged"))
+    assert st.capabilities == ["CAP_NET_RAW"] and st.no_new_privileges and st.read_only
+    assert st.seccomp_profile == str(home / "seccomp.json")
+    assert st.tmpfs == {"/tmp": "size=1m"} and st.ulimits == [{"Name": "nofile", "Hard": 8, "Soft": 8}]
+    host = _state(store, privileged=True)
+    assert host.upper_dir == "" and host.seccomp_profile == "" and host.privileged
+    assert _state(store, security_opt=["seccomp=unconfined"]).seccomp_profile == ""
 
 
 def test_names_are_unique_and_resolvable(tmp_path: Path) -> None:
