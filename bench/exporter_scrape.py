@@ -1,13 +1,16 @@
-"""Scrape cost of `hostwatch exporter` on this host's real cgroup v1 hierarchy (root only).
+"""Scrape cost of `hostwatch exporter` (default flags: every default-on cAdvisor kind) on this host's
+real cgroup v1 hierarchy (root only).
 
-For N = 100, 500, 1000 hand-made cgroups, each with one sleeping process, prints: scrape latency
-p50/p99 (over HTTP, Prometheus 2.42's Accept header, gzip), exporter CPU seconds per scrape, CPU
-microseconds per series, series count, RSS; and in the same run Debian's node_exporter 1.5 CPU
-microseconds per series, and the raw-read floor: a tight os.open/os.read loop over exactly the files
-the exporter read for one scrape (recorded by wrapping exporter.readers.fsread), in this same Python.
-Also the exporter's idle CPU between scrapes. Prints figures; asserts nothing.
+For N = 100, 1000, 5000 hand-made cgroups, each with one sleeping process, prints: scrape latency
+p50/p99 (over HTTP, Prometheus 2.42's Accept header, gzip), exporter CPU seconds per scrape and per
+series, series count, files kept open, RSS and its peak, the exporter's idle CPU between scrapes;
+and next to them, from the same run: the open/read/close floor (a tight os.open/os.read/os.close loop
+over exactly the files one scrape read, recorded by wrapping exporter.readers.fsread and
+FdCache.read, in this same Python: the cost of reading those files without the kept descriptors), and
+Debian's node_exporter 1.5 CPU per series. Then what two concurrent scrapers cost: one collection.
+Prints figures; asserts nothing.
 
-    python bench/exporter_scrape.py [--sizes 100,500,1000] [--scrapes 20]
+    python bench/exporter_scrape.py [--sizes 100,1000,5000] [--scrapes 20]
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -161,12 +165,16 @@ def replay(ops: list[tuple[str, str]]) -> int:
     return failures
 
 
-def raw_floor(scrapes: int) -> tuple[float, int]:
-    """CPU seconds per scrape of replaying exactly one steady-state scrape's file operations."""
-    exp = Exporter(ExporterConfig(state_root=Path("/nonexistent"), self_process_metrics=False))
-    exp.collect()
-    with traced_reads() as ops:
+def raw_floor(scrapes: int, state_root: Path, docker_root: Path) -> tuple[float, int]:
+    """CPU seconds per scrape of replaying exactly one steady-state scrape's file operations with
+    open/read/close (an exporter of the same config, in this process, records them)."""
+    exp = Exporter(ExporterConfig(state_root=state_root, docker_root=docker_root, self_process_metrics=False))
+    try:
         exp.collect()
+        with traced_reads() as ops:
+            exp.collect()
+    finally:
+        exp.close()
     replay(ops)
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     for _ in range(scrapes):
@@ -176,9 +184,30 @@ def raw_floor(scrapes: int) -> tuple[float, int]:
     return cpu, len(ops)
 
 
+def metric(url: str, name: str) -> float:
+    for line in urllib.request.urlopen(url, timeout=60).read().decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return float("nan")
+
+
+def concurrent_cost(url: str) -> tuple[float, float]:
+    """(collections run, scrapes served) for two scrapes sent at once, as an HA pair of Prometheus
+    servers sends them."""
+    before = metric(url, "hostwatch_exporter_collections_total"), metric(url, "hostwatch_exporter_scrapes_total")
+    threads = [threading.Thread(target=scrape, args=(url,)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    after = metric(url, "hostwatch_exporter_collections_total"), metric(url, "hostwatch_exporter_scrapes_total")
+    # the two reads of the counters are scrapes (and collections) of their own
+    return after[0] - before[0] - 1, after[1] - before[1] - 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="100,500,1000")
+    ap.add_argument("--sizes", default="100,1000,5000")
     ap.add_argument("--scrapes", type=int, default=20)
     ap.add_argument("--idle-seconds", type=float, default=5.0)
     args = ap.parse_args()
@@ -187,13 +216,16 @@ def main() -> int:
     sizes = [int(x) for x in args.sizes.split(",")]
     node_bin = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
     logdir = Path(tempfile.mkdtemp(prefix="hostwatch-bench-"))
+    state, docker = logdir / "state", logdir / "docker"
     procs: list[subprocess.Popen[bytes]] = []
     sb = CgroupSandbox(prefix="hostwatch-bench")
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (figures are CPU time, "
+          "which contention inflates less than latency)", flush=True)
     try:
         port = free_port()
         exp = subprocess.Popen(
             [sys.executable, "-m", "exporter", "exporter", f"--web.listen-address=127.0.0.1:{port}",
-             "--state-root", str(logdir / "state"), "--docker-root", str(logdir / "docker")],
+             "--state-root", str(state), "--docker-root", str(docker)],
             cwd=REPO, stdout=open(logdir / "exporter.log", "wb"), stderr=subprocess.STDOUT)
         procs.append(exp)
         url = f"http://127.0.0.1:{port}/metrics"
@@ -207,7 +239,7 @@ def main() -> int:
             node_url = f"http://127.0.0.1:{nport}/metrics"
             wait_http(node_url, node)
         made = 0
-        rows = []
+        per_series = []
         for n in sizes:
             while made < n:
                 cg = sb.make(f"c{made:05d}")
@@ -215,23 +247,29 @@ def main() -> int:
                 made += 1
             time.sleep(1.0)
             m = measure(url, exp.pid, args.scrapes)
+            files = metric(url, "hostwatch_exporter_open_files")
             c0 = cpu_seconds(exp.pid)
             time.sleep(args.idle_seconds)
             idle = (cpu_seconds(exp.pid) - c0) / args.idle_seconds * 100
             rss, hwm = rss_mb(exp.pid)
             nm = measure(node_url, procs[1].pid, args.scrapes) if node_url else None
-            floor, ops = raw_floor(args.scrapes)
-            rows.append((n, m, nm, floor, ops, idle, rss, hwm))
+            floor, ops = raw_floor(args.scrapes, state, docker)
+            per_series.append(m["us_per_series"])
             node_txt = (f"node_exporter {nm['us_per_series']:.2f} us/series ({nm['series']:.0f} series, "
                         f"{nm['cpu'] * 1e3:.1f} ms CPU/scrape)") if nm else "node_exporter: not installed"
             print(f"N={n:5d}  p50 {m['p50'] * 1e3:7.1f} ms  p99 {m['p99'] * 1e3:7.1f} ms  "
-                  f"CPU {m['cpu']:.3f} s/scrape  {m['us_per_series']:.2f} us/series  series {m['series']:.0f}  "
-                  f"RSS {rss:.1f} MB (peak {hwm:.1f})  idle CPU {idle:.2f}%", flush=True)
-            print(f"         {node_txt}", flush=True)
+                  f"CPU {m['cpu'] * 1e3:.1f} ms/scrape  {m['us_per_series']:.2f} us/series  series {m['series']:.0f}  "
+                  f"files kept open {files:.0f}  RSS {rss:.1f} MB (peak {hwm:.1f})  idle CPU {idle:.2f}%", flush=True)
             ratio_floor = m["cpu"] / floor if floor else float("nan")
             ratio_node = m["us_per_series"] / nm["us_per_series"] if nm and nm["us_per_series"] else float("nan")
-            print(f"         raw-read floor {floor:.3f} s CPU/scrape ({ops} file ops); exporter/floor "
-                  f"{ratio_floor:.2f}x; exporter/node_exporter per series {ratio_node:.2f}x", flush=True)
+            print(f"         open/read/close floor {floor * 1e3:.1f} ms CPU/scrape ({ops} file ops); exporter/floor "
+                  f"{ratio_floor:.2f}x", flush=True)
+            print(f"         {node_txt}; exporter/node_exporter per series {ratio_node:.2f}x", flush=True)
+        collections, served = concurrent_cost(url)
+        print(f"two concurrent scrapes: {served:.0f} served, {collections:.0f} collection(s) run", flush=True)
+        if len(per_series) > 1:
+            print(f"cost per series from N={sizes[0]} to N={sizes[-1]}: "
+                  + " -> ".join(f"{v:.2f}" for v in per_series) + " us", flush=True)
         return 0
     finally:
         for p in procs:

@@ -87,6 +87,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--disk-usage-interval", type=float, default=DEFAULT_DISK_USAGE_REFRESH_SECONDS,
                    metavar="SECONDS", help="how often a container's writable layer is measured, off the "
                                            "scrape path (default %(default)s; 0: never)")
+    p.add_argument("--max-open-files", type=int, default=0, metavar="N",
+                   help="the most cgroup and /proc files kept open between scrapes, each about 4 KiB of kernel "
+                        "memory (default 0: all it reads, raising RLIMIT_NOFILE as needed)")
     p.add_argument("--disk-usage-max-cpu", type=float, default=DEFAULT_DISK_USAGE_MAX_CPU, metavar="FRACTION",
                    help="share of one CPU that measuring layers may use (default %(default)s)")
     p.add_argument("--no-raw-cgroups", action="store_true",
@@ -143,6 +146,7 @@ def config_from_args(args: argparse.Namespace) -> ExporterConfig:
         load_reader=parse_bool(load) if load is not None else False,
         disk_usage_refresh_seconds=getattr(args, "disk_usage_interval", DEFAULT_DISK_USAGE_REFRESH_SECONDS),
         disk_usage_max_cpu=getattr(args, "disk_usage_max_cpu", DEFAULT_DISK_USAGE_MAX_CPU),
+        max_open_files=getattr(args, "max_open_files", 0),
     )
 
 

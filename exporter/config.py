@@ -68,6 +68,9 @@ class ExporterConfig:
     disk_usage_max_cpu: float = DEFAULT_DISK_USAGE_MAX_CPU
     # cAdvisor's --enable_load_reader: container_cpu_load_average_10s from the tasks' states.
     load_reader: bool = False
+    # The most cgroup and /proc files kept open between scrapes (each holds about 4 KiB of kernel
+    # memory once read); 0: every file read on each scrape, RLIMIT_NOFILE raised as needed.
+    max_open_files: int = 0
     telemetry_path: str = DEFAULT_TELEMETRY_PATH
     # Concurrent /metrics requests beyond this get 503 (node_exporter's --web.max-requests); 0: no limit.
     max_requests: int = DEFAULT_MAX_REQUESTS

@@ -47,7 +47,7 @@ class Exporter:
         """`telemetry`: other components' collectors (the shipper's, ...) served on the same /metrics."""
         self.config = config
         self.telemetry = list(telemetry)
-        self.reader = reader or open_reader(config.cgroup_root, config.proc_root)
+        self.reader = reader or open_reader(config.cgroup_root, config.proc_root, max_open_files=config.max_open_files)
         self.discovery = Discovery(
             self.reader,
             config.state_root,

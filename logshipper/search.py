@@ -81,7 +81,7 @@ def build_query(container: str | None = None, host: str | None = None, since_ns:
     if stream:
         filters.append({"term": {"stream": stream}})
     if since_ns is not None or until_ns is not None:
-        rng: dict[str, Any] = {"format": "strict_date_optional_time_nanos"}
+        rng: dict[str, Any] = {}  # the field's own format (date_nanos: RFC 3339 with nine digits) parses it
         if since_ns is not None:
             rng["gte"] = _iso(since_ns)
         if until_ns is not None:

@@ -143,7 +143,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("-h", "--hostname", help="container host name (default: short id)")
     p.add_argument("-e", "--env", action="append", metavar="K=V", help="environment variable")
     p.add_argument("-l", "--label", action="append", metavar="K=V", help="container label")
-    p.add_argument("--rootfs", help="root filesystem directory (default: the host's, image 'host')")
+    p.add_argument("--rootfs", help="root filesystem directory, read-only under the container's own overlay layer "
+                                    "(default: the host's filesystem, image 'host')")
     p.add_argument("--net", "--network", dest="net", default="none", choices=NET_MODES,
                    help="network mode (default: none)")
     p.add_argument("--log-driver", default="json-file", choices=LOG_DRIVERS, help="log driver")

@@ -60,12 +60,17 @@ def cells(e: Exprs) -> Sequence[Cell]:
         timeseries("De-duplicated flushes", OPS, [
             Query(e.rate_by("hostwatch_alerting_dedup_skips_total", REPLICA, BY_HOST), "{{instance}}"),
         ], description="Flushes the notification log showed were already notified."),
+        timeseries("Escalations: on-call incidents", SHORT, [
+            Query(f"max by (status) ({e.sel('hostwatch_alerting_oncall_incidents', REPLICA)})", "{{status}}"),
+        ], h=6, description="Incidents of the escalation policies by status (triggered pages the next level "
+                            "when its timeout runs out; acknowledged stops escalating). Replicas agree through "
+                            "the log, so their counts match."),
         timeseries("Replica health", SHORT, [
             Query(f"max by (instance) ({scraped})", "{{instance}} scraped"),
             Query(f"max by (instance) ({e.sel('hostwatch_alerting_replica_up', REPLICA)})", "{{instance}} serving"),
             Query(f"max by (instance) ({e.sel('hostwatch_alerting_kafka_up', REPLICA)})",
                   "{{instance}} log reachable"),
-        ], w=24, h=6, description="1 = yes. A replica that cannot reach the replicated log fails open after "
+        ], h=6, description="1 = yes. A replica that cannot reach the replicated log fails open after "
                                   "--cluster.peer-timeout and may notify twice."),
     ]
 
@@ -77,6 +82,6 @@ def variables(e: Exprs) -> Sequence[Template]:
 
 BOARD = Board(
     name="alerting", title="hostwatch / Alerting",
-    description="Active alerts, notifications and failures, claims and de-duplication, replica health.",
+    description="Active alerts, notifications and failures, claims and de-duplication, escalations, replica health.",
     cells=cells, variables=variables,
 )

@@ -46,6 +46,12 @@ def counter(name: str, doc: str, *extra: str) -> Family:
     return Family(name, doc, "counter", extra)
 
 
+def untyped(name: str, doc: str, *extra: str) -> Family:
+    """For cAdvisor's gauges named like counters or summaries (_total, _count): promtool lints a gauge
+    with such a name, an untyped family it does not, and Prometheus stores both alike."""
+    return Family(name, doc, "unknown", extra)
+
+
 def nonempty(*families: Family) -> list[Family]:
     return [f for f in families if f.rows or f.blocks]
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from exporter.collectors.base import Scrape, gauge, nonempty
+from exporter.collectors.base import Scrape, gauge, nonempty, untyped
 from exporter.families import Family
 from exporter.readers import fsread, procfs
 
@@ -109,8 +109,9 @@ class MachineCollector:
         drawers = g("machine_cpu_drawers", "Number of CPU drawers.")
         mem = g("machine_memory_bytes", "Amount of memory installed on the machine.")
         swap = g("machine_swap_bytes", "Amount of swap memory available on the machine.")
-        dimm_count = g("machine_dimm_count",
-                       "Number of RAM DIMM (all types memory modules) value labeled by dimm type.", "type")
+        dimm_count = untyped("machine_dimm_count",  # a gauge named like a summary's _count: see untyped()
+                             "Number of RAM DIMM (all types memory modules) value labeled by dimm type.",
+                             *_LABELS, "type")
         dimm_bytes = g("machine_dimm_capacity_bytes",
                        "Total RAM DIMM capacity (all types memory modules) value labeled by dimm type.", "type")
         nvm = g("machine_nvm_capacity", "NVM capacity value labeled by NVM mode (memory mode or app direct mode).",

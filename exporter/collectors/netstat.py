@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from exporter.collectors.base import Scrape, gauge, nonempty
+from exporter.collectors.base import Scrape, nonempty, untyped
 from exporter.collectors.namespace import NamespaceCache
 from exporter.collectors.network import host_net_inode, net_pid
 from exporter.families import Family
@@ -27,7 +27,7 @@ class _SocketTable:
         raise NotImplementedError
 
     def collect(self, scrape: Scrape) -> Iterable[Family]:
-        fams = [(fname, gauge(name, doc, self.label)) for fname, name, doc in self.tables]
+        fams = [(fname, untyped(name, doc, self.label)) for fname, name, doc in self.tables]
         proc = self.proc_root
         host_net = host_net_inode(proc, self.namespaces.host_pid)
         for t in scrape.targets:

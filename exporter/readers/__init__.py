@@ -21,6 +21,7 @@ from exporter.readers.base import (
     SpecStats,
     UnsupportedHierarchy,
 )
+from exporter.readers.fdcache import FdCache
 from exporter.readers.v1 import V1Reader
 from exporter.readers.v2 import V2Reader
 from hostwatch.core.cgroupfs import CgroupError, detect
@@ -43,13 +44,15 @@ __all__ = [
 
 
 def open_reader(cgroup_root: str = str(CGROUP_ROOT), proc_root: str = str(PROC_ROOT),
-                mountinfo: str = str(MOUNTINFO)) -> CgroupReader:
+                mountinfo: str = str(MOUNTINFO), max_open_files: int = 0) -> CgroupReader:
     """The reader for the hierarchy at `cgroup_root`: V2Reader on a cgroup2 mount, V1Reader on a
-    legacy or hybrid host (see hostwatch.core.cgroupfs.layout for the rule)."""
+    legacy or hybrid host (see hostwatch.core.cgroupfs.layout for the rule). `max_open_files`: the
+    most files it keeps open between scrapes (0: as many as it reads, raising RLIMIT_NOFILE)."""
     try:
         layout = detect(cgroup_root, mountinfo)
     except CgroupError as e:
         raise UnsupportedHierarchy(str(e)) from e
+    files = FdCache(max_open_files or None)
     if layout.version == 2:
-        return V2Reader(str(layout.root), proc_root)
-    return V1Reader(layout)
+        return V2Reader(str(layout.root), proc_root, files)
+    return V1Reader(layout, files)

@@ -37,8 +37,9 @@ from logshipper.telemetry import ShipperMetrics
 
 log = logging.getLogger("hostwatch.logshipper.buffer")
 
-CACHE_BYTES = 4 << 20  # frame bytes of pushed batches kept in memory for pop()
-READ_AHEAD_BYTES = 1 << 20  # read back from a segment per worker-thread call
+CACHE_BYTES = 4 << 20  # record bytes (batch.nbytes) of pushed batches kept in memory for pop()
+READ_AHEAD_BYTES = 1 << 20  # record bytes decoded from a segment per worker-thread call (frames are smaller)
+READ_AHEAD_FRAME_BYTES = READ_AHEAD_BYTES // 4  # frame bytes read per call: compressed, they hold more
 WRITE_RETRY_SECONDS = 1.0
 REASON_CORRUPT = "buffer_corrupt"
 REASON_WRITE_ERROR = "buffer_write_error"
@@ -164,9 +165,9 @@ class DiskBuffer:
         if not await self._write(batch, frame, length):
             return
         self._room.add(len(batch), length)
-        if not self._spilled and self._cache_bytes + length <= CACHE_BYTES:
+        if not self._spilled and self._cache_bytes + batch.nbytes <= CACHE_BYTES:
             self._cache.append(_Frame(self._wseg, self._woff, length, batch))
-            self._cache_bytes += length
+            self._cache_bytes += batch.nbytes
         else:
             self._spilled.append((batch.ack, batch.oldest_ns, self._wseg, self._woff, length, len(batch)))
         self._ready.set()
@@ -222,7 +223,7 @@ class DiskBuffer:
                 await self._fill(seg, off, self._seg_end[seg], False)
             elif self._cache:
                 frame = self._cache.popleft()
-                self._cache_bytes -= frame.length
+                self._cache_bytes -= frame.batch.nbytes
                 return self._hand_out(frame)
             elif self._spilled:
                 # the window is empty, so every frame from the cursor on is a spilled one
@@ -280,8 +281,14 @@ class DiskBuffer:
                     self._rfd = -1
                 self._rfd = os.open(segments.segment_path(self._dir, seg), os.O_RDONLY | os.O_CLOEXEC)
                 self._rfd_seg = seg
-            raw = segments.read_frames(self._rfd, off, end, READ_AHEAD_BYTES)
-            return [_Frame(seg, frame_end, length, segments.decode(body)) for frame_end, length, body in raw]
+            frames: list[_Frame] = []
+            held = 0
+            for frame_end, length, body in segments.read_frames(self._rfd, off, end, READ_AHEAD_FRAME_BYTES):
+                if frames and held >= READ_AHEAD_BYTES:
+                    break  # the rest is read again by the next call
+                frames.append(_Frame(seg, frame_end, length, segments.decode(body)))
+                held += frames[-1].batch.nbytes
+            return frames
 
     def _skip(self, seg: int, off: int, end: int, spilled: bool, error: Exception) -> None:
         """A frame that went bad on disk after it was written: the rest of the segment (up to `end`) is
@@ -381,7 +388,7 @@ class DiskBuffer:
     @property
     def memory_bytes(self) -> int:
         """Frame bytes of the batches held in memory for pop() (the window and the read-ahead)."""
-        return self._cache_bytes + sum(f.length for f in self._readahead)
+        return self._cache_bytes + sum(f.batch.nbytes for f in self._readahead)
 
     def oldest_age_seconds(self, now_ns: int) -> float:
         oldest = min((v[3] for v in self._in_flight.values()), default=None)

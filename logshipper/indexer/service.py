@@ -107,6 +107,8 @@ class Indexer:
             "session.timeout.ms": k.session_timeout_ms,
             "heartbeat.interval.ms": max(100, k.session_timeout_ms // 6),
             "statistics.interval.ms": 2000,
+            # a topic the shipper has not created yet is looked for again in seconds, not librdkafka's 5 min
+            "topic.metadata.refresh.interval.ms": 2000,
             "stats_cb": self.metrics.on_stats,
             "error_cb": self._on_kafka_error,
         } | ({"group.instance.id": k.instance_id} if k.instance_id else {})

@@ -3,7 +3,7 @@
 Side by side: a CPU burner at --cpus 0.5, a 50 MiB allocator, one OOM-killed container, and two
 --net bridge containers of which one sends the other 1 MB with busybox nc. `hostwatch exporter`,
 reading the same state root, must show each load within tolerance under the container's name, image
-and id; promtool must find nothing to lint; Debian's Prometheus 2.42 scraping it must answer
+and id; promtool must find nothing to lint but cAdvisor's own names; Debian's Prometheus 2.42 scraping it must answer
 cAdvisor's dashboard query with exactly these containers. The block-I/O test brings its own block
 device (a loop-mounted ext4), state root and exporter, so it holds wherever /tmp lives.
 Processes are stopped by PID, the containers removed with `rm -f`, the loop device detached.
@@ -329,16 +329,30 @@ def test_series_carry_name_image_and_id(stack: Stack) -> None:
         assert stack.t0 - 1 <= one(m, "container_start_time_seconds", name=name) <= time.time()
 
 
-def test_promtool_check_metrics_is_clean(stack: Stack) -> None:
+# What promtool's linter says of cAdvisor's own names, which dashboards query by and which no type
+# can quiet (README: "promtool"): nothing else may come up.
+CADVISOR_NAMES_LINT = {
+    "cadvisor_version_info label names should be written in 'snake_case' not 'camelCase'",
+    "container_cpu_load_d_average_10s metric names should not contain abbreviated units",
+}
+
+
+def promtool_findings(body: bytes) -> set[str]:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.fail("promtool not installed (apt-get install prometheus)")
+    res = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=60)
+    if res.returncode == 1:
+        pytest.fail(f"promtool could not parse the exposition: {res.stderr.decode()}")
+    return set((res.stdout + res.stderr).decode().splitlines())
+
+
+def test_promtool_finds_nothing_but_cadvisors_own_names(stack: Stack) -> None:
     stack.id("burner")
     stack.id("oom")
     body = http_get(stack.url + "/metrics").encode()
     assert b'name="burner"' in body and b'name="oom"' in body
-    res = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=60)
-    assert res.returncode == 0 and res.stdout == b"" and res.stderr == b"", res.stdout + res.stderr
+    assert promtool_findings(body) == CADVISOR_NAMES_LINT
 
 
 def test_prometheus_scrapes_it_and_the_cadvisor_dashboard_query_names_the_containers(stack: Stack) -> None:

@@ -35,7 +35,8 @@ ISSUE_PANELS = {  # what issue 10 asks each dashboard to show, by panel title
     "log-pipeline": ["Received per source", "Sent to Kafka per source", "Dropped and rejected", "Buffer",
                      "Oldest buffered event", "Kafka consumer lag (indexer)", "Indexed into Elasticsearch",
                      "Indexing failures and dead letters"],
-    "alerting": ["Alerts firing", "Notifications delivered", "Notification failures", "Replica health"],
+    "alerting": ["Alerts firing", "Notifications delivered", "Notification failures",
+                 "Escalations: on-call incidents", "Replica health"],
 }
 
 

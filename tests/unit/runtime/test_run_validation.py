@@ -99,3 +99,16 @@ def test_cli_constants_match_their_sources() -> None:
 
     assert command.LOG_DRIVERS == logdrivers.DRIVERS
     assert command.NET_MODES == network.MODES
+
+
+def test_state_files_written_before_layers_and_confinement_still_load(tmp_path: Path) -> None:
+    import json
+
+    old = {"id": "e" * 64, "name": "old", "image": "busybox", "rootfs": "/srv/busybox", "command": ["true"],
+           "hostname": "eeeeeeeeeeee", "limits": {"memory": None}, "status": "exited", "exit_code": 0}
+    (tmp_path / "state" / old["id"]).mkdir(parents=True)
+    (tmp_path / "state" / old["id"] / "config.json").write_text(json.dumps(old))
+    st = StateStore(tmp_path / "state").load(old["id"])
+    assert (st.upper_dir, st.lower_dirs, st.capabilities, st.seccomp_profile, st.privileged) == ("", [], [], "",
+                                                                                                  False)
+    assert json.loads(st.to_json())["upper_dir"] == ""  # and it is written back with the new fields
