@@ -7,6 +7,8 @@ long broker outage (file format: logshipper.buffer.segments).
   in-memory window (CACHE_BYTES) and are handed out as they are; beyond it only a small entry per
   batch (its ack) stays in memory and the batch is read back from its segment (READ_AHEAD_BYTES at
   a time, in a worker thread). Memory stays bounded whatever the backlog.
+- The bound (buffer.max_bytes) counts record bytes, as the memory buffer's does; frames are compressed,
+  so the segments on disk take less.
 - release() frees the room and runs the ack at once; the durable position advances only over the
   frames released in order (OrderedCommitter) and is saved with the next sync, after which fully
   released segments are deleted.
@@ -55,7 +57,7 @@ class _Frame:
     batch: RecordBatch
 
 
-# a batch left on disk only: (ack, oldest_ns, segment, end offset, frame length, events)
+# a batch left on disk only: (ack, oldest_ns, segment, end offset, record bytes, events)
 _Spilled = tuple[Ack | None, int, int, int, int, int]
 
 
@@ -73,6 +75,7 @@ class DiskBuffer:
         self._to_close: list[int] = []  # rolled-over segments' fds, fsynced and closed by the next sync
         self._first_new = 0  # segments from here on were written by this process; before: replay
         self._replay_events: dict[int, int] = {}  # replay segment -> events not handed out yet
+        self._replay_bytes: dict[int, int] = {}  # replay segment -> their record bytes
         self._replay_oldest = 0
         self._cursor: Position = (0, 0)  # just after the last frame handed out
         self._cache: deque[_Frame] = deque()
@@ -118,6 +121,7 @@ class DiskBuffer:
                 os.truncate(path, found.end)
             self._seg_end[seg] = found.end
             self._replay_events[seg] = found.events
+            self._replay_bytes[seg] = found.bytes
             self._room.add(found.events, found.bytes)
             if found.frames and not self._replay_oldest:
                 self._replay_oldest = found.first_oldest_ns
@@ -160,16 +164,16 @@ class DiskBuffer:
             batch.sized()
         frame = segments.encode(batch)
         length = sum(map(len, frame))
-        if not await self._room.admit(batch, length):
+        if not await self._room.admit(batch, batch.nbytes):
             return
         if not await self._write(batch, frame, length):
             return
-        self._room.add(len(batch), length)
+        self._room.add(len(batch), batch.nbytes)
         if not self._spilled and self._cache_bytes + batch.nbytes <= CACHE_BYTES:
             self._cache.append(_Frame(self._wseg, self._woff, length, batch))
             self._cache_bytes += batch.nbytes
         else:
-            self._spilled.append((batch.ack, batch.oldest_ns, self._wseg, self._woff, length, len(batch)))
+            self._spilled.append((batch.ack, batch.oldest_ns, self._wseg, self._woff, batch.nbytes, len(batch)))
         self._ready.set()
 
     async def _write(self, batch: RecordBatch, frame: list[bytes], length: int) -> bool:
@@ -247,9 +251,10 @@ class DiskBuffer:
         batch = frame.batch
         self._cursor = (frame.seg, frame.end)
         seq = self._committer.track(self._cursor)
-        self._in_flight[id(batch)] = (seq, frame.length, len(batch), batch.oldest_ns)
+        self._in_flight[id(batch)] = (seq, batch.nbytes, len(batch), batch.oldest_ns)
         if frame.seg in self._replay_events:
             self._replay_events[frame.seg] -= len(batch)
+            self._replay_bytes[frame.seg] -= batch.nbytes
             self._replay_oldest = batch.oldest_ns
         return batch
 
@@ -294,18 +299,20 @@ class DiskBuffer:
         """A frame that went bad on disk after it was written: the rest of the segment (up to `end`) is
         lost to the buffer. It is counted; its batches are not acked, so their sources never commit
         past them and read them again after a restart."""
-        events = 0
+        events = nbytes = 0
         if spilled:
             while self._spilled and self._spilled[0][2] == seg and self._spilled[0][3] <= end:
                 entry = self._spilled.popleft()
+                nbytes += entry[4]
                 events += entry[5]
         else:
             events = self._replay_events.get(seg, 0)
-            self._replay_events[seg] = 0
+            nbytes = self._replay_bytes.get(seg, 0)
+            self._replay_events[seg] = self._replay_bytes[seg] = 0
         log.error("disk buffer segment %d unreadable from offset %d (%s): %d events lost to the buffer",
                   seg, off, error, events)
         self._metrics.dropped.labels(UNKNOWN_SOURCE, REASON_CORRUPT).inc(events)
-        self._room.remove(events, end - off)
+        self._room.remove(events, nbytes)
         self._cursor = (seg, end)
 
     def release(self, batch: RecordBatch) -> None:
@@ -313,12 +320,12 @@ class DiskBuffer:
         if info is None:
             log.warning("release of a batch this buffer did not hand out (or released twice): ignored")
             return
-        seq, length, events, _ = info
+        seq, nbytes, events, _ = info
         pos = self._committer.done(seq)
         if pos is not None:
             self._acked = pos
             self._acked_dirty = True
-        self._room.remove(events, length)
+        self._room.remove(events, nbytes)
         run_ack(batch.ack)
 
     # --- sync ---------------------------------------------------------------------------------
@@ -347,6 +354,7 @@ class DiskBuffer:
                 for s in doomed:
                     del self._seg_end[s]
                     self._replay_events.pop(s, None)
+                    self._replay_bytes.pop(s, None)
             if to_close or wfd >= 0 or pos is not None:
                 try:
                     await asyncio.to_thread(self._sync_files, to_close, wfd, pos, doomed)
@@ -387,7 +395,7 @@ class DiskBuffer:
 
     @property
     def memory_bytes(self) -> int:
-        """Frame bytes of the batches held in memory for pop() (the window and the read-ahead)."""
+        """Record bytes of the batches held in memory for pop() (the window and the read-ahead)."""
         return self._cache_bytes + sum(f.batch.nbytes for f in self._readahead)
 
     def oldest_age_seconds(self, now_ns: int) -> float:

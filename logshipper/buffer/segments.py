@@ -91,7 +91,7 @@ class Scan:
     size: int  # the file's size (larger than end when the tail is torn)
     frames: int = 0
     events: int = 0
-    bytes: int = 0
+    bytes: int = 0  # record bytes (the batches' nbytes), what the buffer's bound counts
     first_oldest_ns: int = 0
 
 
@@ -121,7 +121,7 @@ def scan(path: Path, start: int) -> Scan:
                     break
             body = memoryview(buf)[i + HEADER.size:i + need]
             ok = zlib.crc32(body) == crc
-            events, oldest, _ = META.unpack_from(body)
+            events, oldest, nbytes = META.unpack_from(body)
             body.release()
             if not ok:
                 break
@@ -129,7 +129,7 @@ def scan(path: Path, start: int) -> Scan:
                 result.first_oldest_ns = oldest
             result.frames += 1
             result.events += events
-            result.bytes += need
+            result.bytes += nbytes
             i += need
             result.end += need
     return result

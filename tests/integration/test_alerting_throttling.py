@@ -27,12 +27,13 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 noida, receiver = ha.noida, ha.receiver
 BURNERS = ("burner-a", "burner-b")
-THRESHOLD = 0.25  # throttled periods / periods, as kubernetes-mixin's CPUThrottlingHigh
-# A container is throttled only in periods where it used up its 20 ms; on a machine shared by many
-# (load 40 on 2 cores is seen here) a default weight does not get it that far, so the burners weigh more.
-BURNER_SHARES = "16384"
-WINDOW = "10s"
-KEEP_FIRING = "10s"  # Prometheus 2.42's flap guard: a dip of a loaded burner is not a resolve
+# Throttled periods / periods. A container is throttled only in periods where it used up its 20 ms:
+# alone on 2 cores a busy loop at 0.2 CPU is throttled in nearly every period, but on a machine shared
+# with other test sessions (load 30 on 2 cores is seen here) it gets ~0.1 CPU and is throttled in 10-30 %
+# of them, with dips: a low threshold, a long window and keep_firing_for keep the alert from flapping.
+THRESHOLD = 0.05
+WINDOW = "20s"
+KEEP_FIRING = "15s"  # Prometheus 2.42's flap guard
 
 CONFIG = """
 route:
@@ -134,8 +135,8 @@ def test_throttled_containers_alert_once_per_group_and_resolve_once(
             replicas.append(r.start())
         bb = str(busybox_rootfs)
         for name in BURNERS:
-            hw("run", "-d", "--name", name, "--cpus", "0.2", "--cpu-shares", BURNER_SHARES, "--rootfs", bb, "--",
-               "sh", "-c", "while :; do :; done", check=True)
+            hw("run", "-d", "--name", name, "--cpus", "0.2", "--rootfs", bb, "--", "sh", "-c", "while :; do :; done",
+               check=True)
         hw("run", "-d", "--name", "calm", "--cpus", "0.2", "--rootfs", bb, "--", "sleep", "600", check=True)
         target = stack.enter_context(exporter(hw, tmp_path))
         prom = stack.enter_context(prometheus_alerting(target, [r.url.removeprefix("http://") for r in replicas],
@@ -155,7 +156,7 @@ def test_throttled_containers_alert_once_per_group_and_resolve_once(
         def resolved() -> int:
             return sum(n["status"] == "resolved" for n in receiver.notifications)
 
-        wait_for(lambda: resolved() >= len(BURNERS), timeout=60)
+        wait_for(lambda: resolved() >= len(BURNERS), timeout=90)
         time.sleep(8)  # several group intervals on both replicas: a duplicate would be here by now
         by = receiver.by_group()
         (tmp_path / "notifications.json").write_text(json.dumps(receiver.notifications, indent=1))

@@ -115,7 +115,7 @@ def test_rm_leaves_no_cgroup_state_or_mount(hw: HW, busybox_rootfs: Path, tmp_pa
              check=True).stdout.strip()
     time.sleep(0.5)
     assert (vol / "f").read_text() == "hi\n"
-    dirs = [V1 / c / "hostwatch" / cid for c in ("cpu", "cpuacct", "memory", "pids", "cpuset", "blkio")]
+    dirs = [V1 / c / "hostwatch" / cid for c in ("cpu", "cpuacct", "memory", "pids", "cpuset", "blkio", "devices")]
     assert all(d.is_dir() for d in dirs)
     assert _read_int(V1 / "pids" / "hostwatch" / cid / "pids.max") == 50
     hw("rm", "-f", "gone", check=True)

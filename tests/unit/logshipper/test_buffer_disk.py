@@ -25,9 +25,17 @@ from logshipper.telemetry import ShipperMetrics
 ROOT = Path(__file__).resolve().parents[3]
 
 
+def filler(seed: str, size: int) -> bytes:
+    """Incompressible bytes (frames are LZ4-compressed; these tests need frames of a known size)."""
+    return random.Random(seed).randbytes(size)
+
+
 def batch(tag: str, n: int = 10, size: int = 100, acks: list[str] | None = None) -> RecordBatch:
-    records = [Record(f"topic-{i % 2}", f"c{i % 3}".encode() if i % 4 else None,
-                      f"{tag}:{i}:".encode().ljust(size, b"x")) for i in range(n)]
+    records = []
+    for i in range(n):
+        prefix = f"{tag}:{i}:".encode()
+        records.append(Record(f"topic-{i % 2}", f"c{i % 3}".encode() if i % 4 else None,
+                              prefix + filler(f"{tag}:{i}", size - len(prefix))))
     ack = (lambda: acks.append(tag)) if acks is not None else None
     return RecordBatch(records, ack, "docker_json", 1_000 + n).sized()
 
@@ -99,7 +107,7 @@ def test_reopen_replays_every_batch_not_released_in_order_then_new_ones(tmp_path
 
 
 CHILD = textwrap.dedent("""
-    import asyncio, sys, time
+    import asyncio, random, sys, time
     from pathlib import Path
     from logshipper.buffer import DiskBuffer
     from logshipper.buffer.base import Record, RecordBatch
@@ -110,7 +118,8 @@ CHILD = textwrap.dedent("""
         buf = DiskBuffer(BufferConfig(segment_bytes=20000, sync_interval=60), Path(sys.argv[1]), ShipperMetrics())
         await buf.open()
         for i in range(int(sys.argv[2])):
-            recs = [Record("t", b"k%d" % (j % 3), b"%d:%d:" % (i, j) + b"y" * 200) for j in range(20)]
+            recs = [Record("t", b"k%d" % (j % 3), b"%d:%d:" % (i, j) + random.Random(i * 100 + j).randbytes(200))
+                    for j in range(20)]
             await buf.push(RecordBatch(recs, None, "docker_json", i).sized())
             if i == 5:
                 buf.release(await buf.pop())  # delivered, but its position is saved only at the next sync
