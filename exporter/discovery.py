@@ -47,10 +47,11 @@ class Meta:
     # Filled by collectors that need them, once per cgroup: the writable layer (None: none).
     layer: str | None = None
     layer_checked: float = -1e18
+    target: Target | None = None  # reused scrape after scrape (scrapes never overlap)
 
 
 class Target:
-    """One cgroup during one scrape; process membership is read at most once per scrape."""
+    """One cgroup during a scrape; process membership is read at most once per scrape."""
 
     __slots__ = ("cg", "meta", "_reader", "_procs", "labels")
 
@@ -236,4 +237,12 @@ class Discovery:
             self._label_names = names
             for meta in metas.values():
                 self._relabel(meta, names)
-        return [Target(meta, reader) for meta in picked]
+        out = []
+        for meta in picked:
+            t = meta.target
+            if t is None or t.labels is not meta.labels:
+                t = meta.target = Target(meta, reader)
+            else:
+                t._procs = None  # a new scrape reads membership afresh
+            out.append(t)
+        return out

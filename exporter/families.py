@@ -154,18 +154,17 @@ class Family(Metric):
             else:
                 out.append("".join([f"{name} {fmt(v)}\n" for _, _, v in rows]))
             return
-        cache: dict[tuple[str, ...], tuple[str, str, str]] = {}
-        append = out.append
-        for ls, extra, value in rows:
-            parts = cache.get(extra)
-            if parts is None:
-                parts = cache[extra] = self._extra_parts(extra)
-            a, b, c = parts
-            if ls is None:
-                labels = (a + b + c.lstrip(",")).rstrip(",")
-                append(f"{name}{{{labels}}} {fmt(value)}\n")
-            else:
-                append(f"{name}{{{ls.lead}{a}{ls.idimg}{b}{ls.name}{c}}} {fmt(value)}\n")
+        parts = {e: self._extra_parts(e) for e in {r[1] for r in rows}}
+        if rows and rows[0][0] is not None:
+            out.append("".join([
+                f"{name}{{{ls.lead}{p[0]}{ls.idimg}{p[1]}{ls.name}{p[2]}}} {fmt(v)}\n"  # type: ignore[union-attr]
+                for ls, e, v in rows for p in (parts[e],)
+            ]))
+            return
+        for _, e, v in rows:
+            a, b, c = parts[e]
+            labels = (a + b + c.lstrip(",")).rstrip(",")
+            out.append(f"{name}{{{labels}}} {fmt(v)}\n")
 
 
 _EXACT = 1 << 53  # integers below this are exact as floats, so their Go spelling follows from their digits

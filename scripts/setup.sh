@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 RUN_PKGS="iproute2 util-linux busybox-static"
 TEST_PKGS="crun prometheus prometheus-node-exporter prometheus-alertmanager systemd systemd-journal-remote procps
-  rsyslog rsyslog-kafka kcat e2fsprogs chromium chromium-driver"
+  rsyslog rsyslog-kafka kcat e2fsprogs chromium chromium-driver docker-compose"
 pkgs="$RUN_PKGS"
 extra=""
 [ "${1:-}" = "--test" ] && pkgs="$pkgs $TEST_PKGS" && extra="[test]"

@@ -28,12 +28,13 @@ REPO = Path(__file__).resolve().parents[2]
 noida, receiver = ha.noida, ha.receiver
 BURNERS = ("burner-a", "burner-b")
 # Throttled periods / periods. A container is throttled only in periods where it used up its 20 ms:
-# alone on 2 cores a busy loop at 0.2 CPU is throttled in nearly every period, but on a machine shared
-# with other test sessions (load 30 on 2 cores is seen here) it gets ~0.1 CPU and is throttled in 10-30 %
-# of them, with dips: a low threshold, a long window and keep_firing_for keep the alert from flapping.
-THRESHOLD = 0.05
+# alone on 2 cores a busy loop at 0.2 CPU is throttled in nearly every period, but this machine is shared
+# with other test sessions (load 30 on 2 cores is seen here), where it gets ~0.1 CPU and is throttled in
+# 5-30 % of them. So the rule asks "throttled at all" (a sleeping container scores exactly 0) over a 20 s
+# window, with keep_firing_for against a dip: the test is about the path, not the tuning of the rule.
+THRESHOLD = 0.01
 WINDOW = "20s"
-KEEP_FIRING = "15s"  # Prometheus 2.42's flap guard
+KEEP_FIRING = "10s"  # Prometheus 2.42's flap guard
 
 CONFIG = """
 route:
