@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dashboards_stack import REPO, Stack, running_stack
 
 from dashboards import promql
 from dashboards.boards import BOARDS
@@ -29,6 +28,8 @@ from dashboards.render import render
 from dashboards.sources import Elasticsearch, Prometheus, SourceError
 from dashboards.validate import panels
 from dashboards.variables import Choice, builtins, resolve, values_for_promql, values_for_text
+
+from dashboards_stack import REPO, Stack, running_stack
 
 pytestmark = pytest.mark.integration
 

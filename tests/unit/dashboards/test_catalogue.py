@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 
 import pytest
-from catalogue_source import GENERATED, generate, merge
 
 from dashboards.boards import BOARDS
 from dashboards.build import generate as build
 from dashboards.catalogue import Catalogue, Metric, UnknownMetric
 from dashboards.exported import FAMILIES
+
+from catalogue_source import GENERATED, generate, merge
 
 
 def test_catalogue_is_current() -> None:
