@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from hostwatch_cli import HW
-from peers import NoidaDB, read_topic
+from peers import NoidaDB, Tansu, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -61,9 +61,13 @@ class ShipProcess:
                 self.proc.wait()
 
 
-@pytest.fixture(scope="module")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    with NoidaDB(tmp_path_factory.mktemp("noida")) as peer:
+@pytest.fixture(scope="module", params=["noida", "tansu"])
+def kafka(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Both Kafka peers for the shipper crashes (the broker stays up). The broker outage runs on
+    noida-db alone: tansu keeps topics in memory, so a restarted tansu has lost everything."""
+    peer = NoidaDB(tmp_path_factory.mktemp("noida")) if request.param == "noida" else Tansu(
+        tmp_path_factory.mktemp("tansu"))
+    with peer:
         yield peer
 
 
