@@ -35,6 +35,7 @@ class Member:
     replica: str
     address: str
     seen: float  # local monotonic time of its last heartbeat
+    at_ns: int = 0  # the heartbeat's own wall time (for display: a replayed old beat is not recent)
 
 
 def alert_record(a: Alert, replica: str) -> dict[str, Any]:
@@ -131,7 +132,8 @@ class ReplicatedState:
             for fn in self.ack_applied:
                 fn(ack)
         elif kind == "member" and value is not None:
-            self.members[rest] = Member(rest, str(value.get("address", "")), self.clock.monotonic())
+            self.members[rest] = Member(rest, str(value.get("address", "")), self.clock.monotonic(),
+                                        int(value.get("at", 0)))
             self.claims.beat(rest, float(value.get("sent", 0.0)))
         elif kind in self.handlers:
             self.handlers[kind](key, value)

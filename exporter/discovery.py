@@ -62,6 +62,10 @@ class Target:
         self._reader = reader
         self._procs: list[int] | None = None
 
+    def reset(self) -> None:
+        """For the next scrape: membership is read afresh."""
+        self._procs = None
+
     def procs(self) -> list[int]:
         """PIDs in this cgroup (raises OSError when it vanished)."""
         if self._procs is None:
@@ -243,6 +247,6 @@ class Discovery:
             if t is None or t.labels is not meta.labels:
                 t = meta.target = Target(meta, reader)
             else:
-                t._procs = None  # a new scrape reads membership afresh
+                t.reset()
             out.append(t)
         return out

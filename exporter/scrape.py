@@ -113,6 +113,9 @@ class Exporter:
             failed = 1
             targets = []
             discovered = False
+        files = getattr(self.reader, "files", None)
+        if files is not None:
+            files.prefetch()
         scrape = Scrape(targets, self.reader, now)
         # Sequential on purpose: the cost is kernfs read time, which measured no faster (and less
         # steady) spread over worker threads.
@@ -122,6 +125,8 @@ class Exporter:
             fams, durations[c.name], crashed = self._run(c, scrape)
             failed |= crashed
             out.extend(fams)
+        if files is not None:
+            files.end_prefetch()
         scrape_error = Family("container_scrape_error",
                               "1 if there was an error while getting container metrics, 0 otherwise", "gauge")
         scrape_error.add(None, failed)

@@ -14,7 +14,6 @@ import asyncio
 import base64
 import binascii
 import logging
-import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -30,6 +29,11 @@ from exporter.webconfig import BasicAuth, WebConfig, load_web_config
 from hostwatch.core.telemetry import Collector
 
 log = logging.getLogger("hostwatch.exporter")
+
+try:  # ISA-L's deflate: the same gzip, about four times faster than zlib's at level 1 (and smaller)
+    from isal import isal_zlib as _deflate
+except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fallback
+    import zlib as _deflate  # type: ignore[no-redef]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -54,7 +58,7 @@ class Flight:
 def produce(families: list[Metric], openmetrics: bool, gz: bool) -> bytearray:
     """The body, compressed family by family when gzipped, so the peak is one family's text."""
     body = bytearray()
-    z = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS) if gz else None  # gzip framing
+    z = _deflate.compressobj(1, _deflate.DEFLATED, 16 + _deflate.MAX_WBITS) if gz else None  # gzip framing
     for chunk in render_chunks(families, openmetrics):
         body += z.compress(chunk) if z else chunk
     if z:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -12,6 +13,10 @@ from hostwatch.core.config import EXIT_USAGE, ConfigError, add_config_flags, loa
 from logshipper.config import ShipperConfig
 
 DEFAULT_LISTEN_ADDRESS = ":9101"  # its own /metrics when it runs alone; `up` serves it on :9100
+# The shipper allocates (and frees) containers at a high rate: a larger first generation lets most die
+# before a collection looks at them, and what start-up made is frozen out of later collections. Measured
+# with bench/shipper_throughput.py: ~6% less CPU per line.
+GC_THRESHOLDS = (10_000, 20, 100)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -47,6 +52,9 @@ async def _serve(config: ShipperConfig, listen_address: str) -> int:
         loop.add_signal_handler(sig, stop.set)
     shipper = Shipper(config)
     telemetry = TelemetryServer(listen_address, [shipper.metrics])
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         await shipper.start()
         await telemetry.start()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hostwatch.core.containers import ContainerState
 from hostwatch.core.timefmt import parse_rfc3339
+from hostwatch.core.units import human_size
 from runtime import layers
 from runtime.image_tar import TarError, extract
 from runtime.images import Image, ImageError, ImageStore
@@ -18,9 +19,9 @@ BUSYBOX_IMAGE = "busybox"
 
 
 def _ago(seconds: float) -> str:
-    from runtime.manage import ago
+    from hostwatch.core.units import human_duration
 
-    return ago(seconds)
+    return human_duration(seconds)
 
 
 def _fail(e: Exception) -> int:
@@ -46,7 +47,7 @@ def images(img: ImageStore, quiet: bool) -> int:
     table = [("REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE")]
     for i in sorted(found, key=lambda i: i.created, reverse=True):
         created = f"{_ago(now - (parse_rfc3339(i.created) or now))} ago"
-        table.append((i.repository, i.tag, i.id[:12], created, layers.human_size(i.size)))
+        table.append((i.repository, i.tag, i.id[:12], created, human_size(i.size)))
     widths = [max(len(r[c]) for r in table) for c in range(len(table[0]))]
     for r in table:
         print("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())

@@ -271,12 +271,3 @@ def _copy_meta(src: str, dst: str, st: os.stat_result) -> None:
     _copy_xattrs(src, dst)
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
-
-def human_size(n: float) -> str:
-    """go-units HumanSizeWithPrecision(n, 3), as `docker ps -s` and `docker images` print sizes."""
-    units = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
-    i = 0
-    while n >= 1000 and i < len(units) - 1:
-        n /= 1000
-        i += 1
-    return f"{n:.3g}{units[i]}"

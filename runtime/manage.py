@@ -13,20 +13,13 @@ from typing import Any
 
 from hostwatch.core.containers import ContainerState
 from hostwatch.core.timefmt import parse_rfc3339
+from hostwatch.core.units import human_duration as ago
+from hostwatch.core.units import human_size
 from runtime import logs as logfile
 from runtime.cgroups import CgroupError, Cgroups
 from runtime.images import ImageStore
-from runtime.layers import human_size
 from runtime.removal import remove_container
 from runtime.state import StateError, StateStore, process_gone
-
-
-def ago(seconds: float) -> str:
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            n = int(seconds // size)
-            return f"{n} {unit}{'s' if n != 1 else ''}"
-    return f"{int(seconds)} seconds"
 
 
 def _status_text(s: ContainerState, now: float) -> str:

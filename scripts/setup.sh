@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-RUN_PKGS="iproute2 util-linux busybox-static"
+RUN_PKGS="iproute2 util-linux busybox-static libseccomp2"
 TEST_PKGS="crun prometheus prometheus-node-exporter prometheus-alertmanager systemd systemd-journal-remote procps
   rsyslog rsyslog-kafka kcat e2fsprogs chromium chromium-driver docker-compose"
 pkgs="$RUN_PKGS"

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
 NO_CACHE = {"Cache-Control": "no-cache"}
+STALE_SHOWN = 900.0  # seconds a replica that stopped beating is still listed (as not live)
 
 
 def _json(obj: Any) -> web.Response:
@@ -79,11 +80,15 @@ def health(svc: AlertingService) -> dict[str, Any]:
     else:
         transport = {"kind": "memory"}
     within = 3 * max(svc.heartbeat_interval, svc.config.cluster.peer_timeout)
-    now = svc.clock.monotonic()
+    now = svc.clock.time_ns()
     live = {m.replica for m in svc.state.live_members(within)}
-    replicas = [{"name": m.replica, "address": m.address, "self": m.replica == svc.replica,
-                 "live": m.replica in live, "lastSeenSeconds": round(max(0.0, now - m.seen), 1)}
-                for m in sorted(svc.state.members.values(), key=lambda m: m.replica)]
+    replicas = []
+    for m in sorted(svc.state.members.values(), key=lambda m: m.replica):
+        age = max(0.0, (now - m.at_ns) / 1e9) if m.at_ns else 0.0
+        if m.replica != svc.replica and age > STALE_SHOWN:
+            continue  # gone long ago (a previous run's random id): the log still has its last beat
+        replicas.append({"name": m.replica, "address": m.address, "self": m.replica == svc.replica,
+                         "live": m.replica in live and age <= within, "lastSeenSeconds": round(age, 1)})
     return {"replica": svc.replica, "address": svc.address, "externalURL": svc.external_url,
             "startedAt": format_time_ms(svc.started_ns), "cluster": svc.status()["cluster"]["status"],
             "healthy": svc.healthy(), "ready": svc.ready(),

@@ -64,19 +64,42 @@ class FdCache:
         """`limit`: the most descriptors to keep; None grows with need, raising RLIMIT_NOFILE as it goes."""
         self._grows = limit is None
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if limit is not None and limit + FD_RESERVE > soft:
+            soft = raise_nofile(limit + FD_RESERVE)
+            limit = min(limit, max(0, soft - FD_RESERVE))  # what the process may have
         self.limit = max(0, soft - FD_RESERVE) if limit is None else limit
         self.missing_ttl = missing_ttl
         self._fd: dict[str, int] = {}  # path -> fd: the one lookup a read makes
         self._owned: dict[str, set[str]] = {}  # owner -> its paths, to close them together
         self._missing: dict[str, float] = {}  # path -> monotonic time until which it counts as missing
+        self._ahead: dict[str, bytes] = {}  # what prefetch() read, each taken by the next read of its path
         self._lock = threading.Lock()  # sweep and close may come from another thread than reads
 
     @property
     def open_count(self) -> int:
         return len(self._fd)
 
+    def prefetch(self) -> None:
+        """Read every kept file now, in one tight loop of preads, for the scrape about to parse them:
+        the kernel's work and Python's then do not keep evicting each other's caches file by file.
+        A file that fails here is read again (and fails properly) when asked for."""
+        ahead: dict[str, bytes] = {}
+        pread = os.pread
+        for path, fd in self._fd.items():
+            try:
+                ahead[path] = pread(fd, _CHUNK, 0)
+            except OSError:
+                continue
+        self._ahead = ahead
+
+    def end_prefetch(self) -> None:
+        self._ahead = {}
+
     def read(self, owner: str, path: str) -> bytes:
         """The whole file; OSError (FileNotFoundError for a vanished file) as a plain read would."""
+        data = self._ahead.pop(path, None)
+        if data is not None and len(data) < _CHUNK:
+            return data
         try:
             fd = self._fd[path]
         except KeyError:
@@ -113,7 +136,15 @@ class FdCache:
     def _first_read(self, owner: str, path: str) -> bytes:
         if len(self._fd) >= self.limit and not self._grow():
             return _plain_read(path)
-        fd = os.open(path, _O_FLAGS)
+        try:
+            fd = os.open(path, _O_FLAGS)
+        except OSError as e:
+            if e.errno != errno.EMFILE or not self._fd:
+                raise
+            # Out of descriptors after all (the rest of the process took them): keep what is kept.
+            self.limit, self._grows = len(self._fd), False
+            self._evict_one()
+            return _plain_read(path)
         try:
             data = os.pread(fd, _CHUNK, 0)
             if len(data) == _CHUNK:
@@ -142,6 +173,16 @@ class FdCache:
         if new <= soft:
             self._grows = False  # at the ceiling: read the rest the plain way
         return len(self._fd) < self.limit
+
+    def _evict_one(self) -> None:
+        """Close one kept file, so a plain read has a descriptor to use."""
+        with self._lock:
+            path, fd = next(iter(self._fd.items()))
+            del self._fd[path]
+            for owned in self._owned.values():
+                owned.discard(path)
+        os.close(fd)
+        self.limit = len(self._fd)
 
     def _drop(self, owner: str, path: str) -> None:
         with self._lock:

@@ -25,3 +25,29 @@ def parse_cpus(text: str) -> int:
     if not 0 < value <= 1024:
         raise ValueError(f"invalid --cpus value: {text!r} (must be > 0)")
     return int(round(value * 1e9))
+
+
+def human_size(n: float, base: int = 1000, units: tuple[str, ...] = ("kB", "MB", "GB", "TB", "PB"),
+               digits: int = 3) -> str:
+    """docker/go-units sizes: bytes as an integer, larger units to `digits` significant digits
+    (HumanSizeWithPrecision; `docker ps -s`, `docker images`, `docker stats`)."""
+    if abs(n) < base:
+        return f"{int(n)}B"
+    for unit in units:
+        n /= base
+        if abs(n) < base or unit == units[-1]:
+            return f"{n:.{digits}g}{unit}"
+    raise AssertionError("unreachable")
+
+
+def binary_size(n: float) -> str:
+    return human_size(n, 1024, ("KiB", "MiB", "GiB", "TiB"), 4)
+
+
+def human_duration(seconds: float) -> str:
+    """docker/go-units HumanDuration as `docker ps` shows it: "5 seconds", "3 minutes", "2 days"."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{int(seconds)} seconds"

@@ -125,8 +125,10 @@ function renderGroup(g, alerts, esc) {
   const cls = ["group", ack ? "acked" : "", !firing ? "muted" : ""].join(" ");
   return h("article", { class: cls, "data-group-id": g.id, "data-group-key": g.groupKey },
     h("div", { class: "group-head" },
-      Object.keys(g.labels).length ? chips(g.labels, "group-label") : h("span", { class: "muted" }, "(all alerts)"),
-      badges, h("span", { class: "spacer" }), button),
+      h("div", { class: "head-main" },
+        Object.keys(g.labels).length ? chips(g.labels, "group-label") : h("span", { class: "muted" }, "(all alerts)"),
+        badges),
+      button),
     h("ul", { class: "alerts" }, alerts.map((a) => renderAlert(a, groupLabels))));
 }
 
@@ -179,7 +181,7 @@ function renderSilences() {
 function openSilence(a) {
   const fs = $("#silence-matchers");
   fs.replaceChildren(h("legend", { class: "muted small" }, "Matchers"),
-    Object.keys(a.labels).sort().map((k) => h("label", {},
+    ...Object.keys(a.labels).sort().map((k) => h("label", {},
       h("input", { type: "checkbox", checked: true, "data-name": k, "data-value": a.labels[k] }),
       h("span", { class: "chip" }, `${k}="${a.labels[k]}"`))));
   $("#silence-author").value = me();

@@ -121,3 +121,30 @@ def test_rlimit_nofile_is_raised_as_needed() -> None:
         assert raise_nofile(1) == got  # never lowered
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
+
+def test_running_out_of_descriptors_keeps_reads_working(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = os.open
+    kept = {"n": 0}
+
+    def scarce(path: str, flags: int, *args: int) -> int:
+        if kept["n"] >= 2:  # the process has no descriptor left for another kept file
+            kept["n"] = 1  # (the cache closes one of its own, which the plain read then uses)
+            raise OSError(errno.EMFILE, "Too many open files")
+        kept["n"] += 1
+        return real(path, flags, *args)
+
+    paths = []
+    for i in range(4):
+        p = tmp_path / f"f{i}"
+        p.write_text(f"{i}\n")
+        paths.append(str(p))
+    cache = FdCache(limit=100)
+    monkeypatch.setattr(fdcache.os, "open", scarce)
+    assert [cache.read("/cg", p) for p in paths[:2]] == [b"0\n", b"1\n"]
+    monkeypatch.setattr(fdcache.os, "open", real)
+    assert cache.read("/cg", paths[2]) == b"2\n"  # EMFILE on keeping it: read the plain way
+    monkeypatch.setattr(fdcache.os, "open", scarce)
+    kept["n"] = 2
+    assert cache.read("/cg", paths[3]) == b"3\n"
+    assert cache.open_count <= 2 and cache.limit == cache.open_count

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from hostwatch.core.units import human_size
 from runtime import layers
 from runtime.image_tar import TarError, extract
 from runtime.images import ImageError, ImageStore, normalize
@@ -84,8 +85,8 @@ def test_size_counts_file_bytes_and_hard_links_once(tmp_path: Path) -> None:
     os.symlink("a", top / "link")
     whiteout(top / "gone")
     assert layers.size(top) == 1000 + 24 + 1  # the symlink counts its target's length, as Docker's
-    assert layers.human_size(0) == "0B" and layers.human_size(123_457) == "123kB"
-    assert layers.human_size(1_984_234) == "1.98MB" and layers.human_size(999) == "999B"
+    assert human_size(0) == "0B" and human_size(123_457) == "123kB"
+    assert human_size(1_984_234) == "1.98MB" and human_size(999) == "999B"
 
 
 def test_copy_layer_keeps_whiteouts_opaque_markers_links_and_owners(tmp_path: Path) -> None:
