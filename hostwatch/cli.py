@@ -19,7 +19,9 @@ class Parser(argparse.ArgumentParser):
         raise SystemExit(USAGE_ERROR)
 
 
-def build_parser() -> Parser:
+def build_parser(runtime_only: bool = False) -> Parser:
+    """Every command; `runtime_only`: just the runtime's verbs, so `hostwatch run`, `ps` and `logs` do not
+    pay for importing the shipper, the indexer, alerting and dashboards (about 200 ms per call)."""
     from runtime import command as runtime_command
 
     parser = Parser(prog="hostwatch", description=(
@@ -27,10 +29,18 @@ def build_parser() -> Parser:
         "log shipping, alerting, and a minimal container runtime."))
     parser.add_argument("--version", action="version", version=f"hostwatch {_version()}")
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
-    _register_up(sub)
+    if not runtime_only:
+        _register_up(sub)
     runtime_command.register(sub)
-    _register_optional(sub)
+    if not runtime_only:
+        _register_optional(sub)
     return parser
+
+
+def _parser_for(argv: Sequence[str]) -> Parser:
+    runtime = build_parser(runtime_only=True)
+    verbs = next(a for a in runtime._actions if isinstance(a, argparse._SubParsersAction)).choices
+    return runtime if argv and argv[0] in verbs else build_parser()
 
 
 def _version() -> str:
@@ -156,7 +166,8 @@ def _register_optional(sub: argparse._SubParsersAction) -> None:  # type: ignore
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser_for(argv).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
