@@ -21,8 +21,15 @@ Beyond Alertmanager: `POST /api/v2/alerts/groups/{groupID}/ack` acknowledges a g
 sha256(groupKey) hex, given as `id` in GET /api/v2/alerts/groups), `DELETE` clears it, GET /api/v2/acks
 lists them (acks.py); webhook requests carry an `Idempotency-Key` header (the claim id).
 
-Extension points for on-call (alerting/oncall, alerting/web): `config.parse(..., extensions=)` for
-extra top-level sections; a receiver's `escalation_policy: NAME` is paged through the IntegrationFactory
-registered under "escalation_policy" (pipeline.py), whose Integration wraps a `Notifier`
-(stages.Notifier); `Acks.observers` sees every (un)acknowledgement.
+On-call is built in (alerting/oncall, wired by paging.py): `people:`, `schedules:` and
+`escalation_policies:` sit beside `route:` in the same file, and a receiver with `escalation_policy: NAME`
+pages whoever is on call. Escalation events go through the replicated log (`oncall:` keys) and every
+replica applies them in log order; acks from the API become escalation acks at their place in the log;
+each notification to a person is claimed like any other (one delivery across replicas). The page at
+`GET /` (alerting/web) shows groups, silences, who is on call and replica/Kafka health; GET on an ack
+link serves a confirmation page whose button POSTs.
+
+Extension points: `config.parse(..., extensions=)` for extra top-level sections; an IntegrationFactory
+registered under "escalation_policy" (pipeline.py) replaces the built-in paging (tests use it);
+`ReplicatedState.handlers` for records of a new kind; `Acks.observers` sees every (un)acknowledgement.
 """

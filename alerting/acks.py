@@ -1,9 +1,9 @@
 """Acknowledgements of alert groups: who took a group on, replicated like silences.
 
 Alertmanager has none. Here an ack marks a group (by its id, sha256 of the groupKey) as being handled;
-it is cleared when the group resolves or on request. The notification pipeline does not change for an
-acked group (Alertmanager semantics stay intact); escalation (alerting/oncall, later) subscribes to
-`observers` and stops paging when a group is acked.
+it is cleared when the group resolves (every alert of it resolved and the group gone) or on request.
+The notification pipeline does not change for an acked group (Alertmanager semantics stay intact);
+escalation (paging.py) maps every `ack:` record, in log order, to an ack/unack of the group's incident.
 """
 
 from __future__ import annotations

@@ -25,8 +25,9 @@ def register(subparsers: argparse._SubParsersAction, subcommands: Sequence[Subco
         "alerting",
         help="Alertmanager-compatible alert routing with HA de-duplication through Kafka",
         description=("Receive alerts (Alertmanager API v2: Prometheus and amtool work unchanged), group and route "
-                     "them as an Alertmanager configuration file says, and notify exactly once across replicas "
-                     "that share a Kafka topic. Without Kafka: one replica, state in --state.dir."),
+                     "them as an Alertmanager configuration file says, page whoever is on call through escalation "
+                     "policies, and notify exactly once across replicas that share a Kafka topic. Without Kafka: "
+                     "one replica, state in --state.dir. The page at / shows alerts, silences, acks, on-call."),
     )
     add_flags(p, AlertingConfig)
     p.add_argument("--log.level", dest="log_level", default="info", choices=("debug", "info", "warn", "error"),

@@ -165,6 +165,8 @@ class KafkaLog:
             self._producer.poll(0.1)
 
     def append(self, key: str, value: dict[str, Any] | None) -> None:
+        if self._producer is None:
+            return  # stopped (or never started): nothing is running that could need it
         data = None if value is None else encode(value)
         try:
             self._producer.produce(self.topic, key=key.encode(), value=data, on_delivery=self._delivered)
@@ -204,6 +206,9 @@ class KafkaLog:
         if self._consumer is not None:
             await asyncio.to_thread(self._consumer.close)
         self._threads.clear()
+        # Dropping the handles destroys them: a stopped log must not keep reconnecting to a broker that
+        # stops after it (as `hostwatch up` stops its embedded Kafka last).
+        self._producer = self._consumer = None
 
 
 def _apply_raw(apply: Apply, key: bytes | None, value: bytes | None, metrics: AlertingMetrics | None) -> None:

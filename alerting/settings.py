@@ -19,15 +19,17 @@ DEFAULT_PEER_TIMEOUT = 15.0  # --cluster.peer-timeout, Alertmanager's default
 
 @dataclass(frozen=True)
 class ConfigSection:
-    file: Path | None = option(None, "Alertmanager configuration file (route, receivers, inhibit_rules; default: "
-                                     "a built-in one whose receiver notifies nobody)")
+    file: Path | None = option(None, "Alertmanager configuration file (route, receivers, inhibit_rules, and the "
+                                     "on-call sections people, schedules, escalation_policies; default: a built-in "
+                                     "one whose receiver notifies nobody)")
 
 
 @dataclass(frozen=True)
 class WebSection:
-    listen_address: str = option(DEFAULT_LISTEN_ADDRESS, "address of the API, /metrics and health endpoints")
-    external_url: str | None = option(None, "URL under which this service is reachable (webhook externalURL; default "
-                                    "http://<hostname>:<port>)")
+    listen_address: str = option(DEFAULT_LISTEN_ADDRESS, "address of the API, the page at /, /metrics and health "
+                                                         "endpoints")
+    external_url: str | None = option(None, "URL under which this service is reachable (webhook externalURL and "
+                                            "the acknowledge links in pages; default http://<hostname>:<port>)")
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class ClusterSection:
     peer_timeout: float = option(DEFAULT_PEER_TIMEOUT, "claim lease: a replica whose claim goes this long without "
                                  "a heartbeat is taken over by the next; also the fail-open wait per position when "
                                  "Kafka is unreachable", parse=parse_duration)
-    replica_id: str = option("", "this replica's name in the log (default: hostname, port and a random suffix)")
+    replica_id: str = option("", "this replica's name in the log (default: the hostname and a random suffix)")
 
 
 @dataclass(frozen=True)

@@ -184,24 +184,27 @@ def raw_floor(scrapes: int, state_root: Path, docker_root: Path) -> tuple[float,
     return cpu, len(ops)
 
 
-def metric(url: str, name: str) -> float:
+def metrics(url: str, *names: str) -> list[float]:
+    """Values of the unlabelled series `names`, from one scrape."""
+    values = {}
     for line in urllib.request.urlopen(url, timeout=60).read().decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return float("nan")
+        name, _, value = line.partition(" ")
+        values[name] = value
+    return [float(values.get(n, "nan")) for n in names]
 
 
 def concurrent_cost(url: str) -> tuple[float, float]:
     """(collections run, scrapes served) for two scrapes sent at once, as an HA pair of Prometheus
     servers sends them."""
-    before = metric(url, "hostwatch_exporter_collections_total"), metric(url, "hostwatch_exporter_scrapes_total")
+    counters = ("hostwatch_exporter_collections_total", "hostwatch_exporter_scrapes_total")
+    before = metrics(url, *counters)
     threads = [threading.Thread(target=scrape, args=(url,)) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    after = metric(url, "hostwatch_exporter_collections_total"), metric(url, "hostwatch_exporter_scrapes_total")
-    # the two reads of the counters are scrapes (and collections) of their own
+    after = metrics(url, *counters)
+    # the scrape reading `after` counts itself (and its own collection)
     return after[0] - before[0] - 1, after[1] - before[1] - 1
 
 
@@ -247,7 +250,7 @@ def main() -> int:
                 made += 1
             time.sleep(1.0)
             m = measure(url, exp.pid, args.scrapes)
-            files = metric(url, "hostwatch_exporter_open_files")
+            [files] = metrics(url, "hostwatch_exporter_open_files")
             c0 = cpu_seconds(exp.pid)
             time.sleep(args.idle_seconds)
             idle = (cpu_seconds(exp.pid) - c0) / args.idle_seconds * 100

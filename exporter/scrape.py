@@ -14,7 +14,6 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 
-from prometheus_client import ProcessCollector
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import CollectorRegistry
 
@@ -27,6 +26,7 @@ from exporter.diskusage import DiskUsage
 from exporter.families import Family, render, render_chunks
 from exporter.readers import CgroupReader, open_reader, procfs
 from exporter.runtimes import list_foreign
+from exporter.selfprocess import SelfProcess
 from hostwatch.core.telemetry import Collector
 
 log = logging.getLogger("hostwatch.exporter")
@@ -79,9 +79,9 @@ class Exporter:
         self.collections = 0  # collections run: concurrent scrapes share one
         self.rejected = 0  # scrapes refused beyond --web.max-requests
         self._lock = threading.Lock()
-        self._process: ProcessCollector | None = None
+        self._process: SelfProcess | None = None
         if config.self_process_metrics:
-            self._process = ProcessCollector(namespace="", registry=None)
+            self._process = SelfProcess()
 
     # prometheus_client Collector protocol
     def describe(self) -> list[Metric]:

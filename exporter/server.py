@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import gc
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +58,16 @@ class Flight:
 
 def produce(families: list[Metric], openmetrics: bool, gz: bool) -> bytearray:
     """The body, compressed family by family when gzipped, so the peak is one family's text."""
+    gc_was_on = gc.isenabled()
+    gc.disable()  # rendering makes no cycles; the cyclic collector would only walk the rows meanwhile
+    try:
+        return _produce(families, openmetrics, gz)
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
+def _produce(families: list[Metric], openmetrics: bool, gz: bool) -> bytearray:
     body = bytearray()
     z = _deflate.compressobj(1, _deflate.DEFLATED, 16 + _deflate.MAX_WBITS) if gz else None  # gzip framing
     for chunk in render_chunks(families, openmetrics):

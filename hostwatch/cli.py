@@ -72,6 +72,8 @@ def _register_up(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                    help="index into this Elasticsearch instead of the embedded one")
     p.add_argument("--alerting.listen-address", dest="alerting_listen_address", default=":9093",
                    help="the alerting replica's Alertmanager API (default %(default)s)")
+    p.add_argument("--alerting.external-url", dest="alerting_external_url", default=None, metavar="URL",
+                   help="URL under which people reach the alerting page (ack links in pages)")
     p.add_argument("--alerting.config-file", dest="alerting_config_file", default=None, metavar="FILE",
                    help="Alertmanager-style routing for the alerting replica (default: a receiver that notifies "
                         "nobody)")
@@ -82,6 +84,7 @@ def _register_up(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 
 def _up(a: argparse.Namespace) -> int:
     import asyncio
+    import socket
 
     from alerting.service import AlertingService
     from alerting.settings import AlertingConfig
@@ -123,7 +126,10 @@ def _up(a: argparse.Namespace) -> int:
                                  f"{','.join(index.elasticsearch.hosts)}; try: {search}"))
     alert_cfg = with_values(AlertingConfig(), {"web.listen_address": a.alerting_listen_address,
                                                "kafka.brokers": ship.kafka.brokers,
-                                               "state.dir": data_dir / "alerting"})
+                                               "state.dir": data_dir / "alerting",
+                                               "cluster.replica_id": socket.gethostname()})
+    if a.alerting_external_url:
+        alert_cfg = with_values(alert_cfg, {"web.external_url": a.alerting_external_url})
     if a.alerting_config_file:
         alert_cfg = with_values(alert_cfg, {"config.file": a.alerting_config_file})
     alerting = AlertingService(alert_cfg)

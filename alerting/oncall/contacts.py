@@ -5,7 +5,8 @@ the policy level and the acknowledge link. The link is a template with these fie
 `{external_url}` (the replica's --web.external-url, trailing '/' removed), `{group_key_hash}`
 (sha256 of the groupKey in hex: Alertmanager's notify Key.Hash(), the groupID of the core's
 `POST /api/v2/alerts/groups/{groupID}/ack`), `{person}` and `{incident}`. The default points at that
-ack endpoint, which takes a POST (a plain link opened in a browser is a GET; see the report).
+ack endpoint: GET on it serves a confirmation page whose button POSTs (alerting/web/ackpage.py), so a
+link previewer acknowledges nothing.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ MAX_LISTED = 20  # alerts listed on the page; the rest are counted
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex"><title>{title} · hostwatch alerting</title>
-<link rel="stylesheet" href="/static/style.css"></head>
+<link rel="stylesheet" href="/static/style.css"><link rel="icon" href="data:,"></head>
 <body class="ackpage"><main class="card narrow">
 <h1>{title}</h1>
 {body}

@@ -54,12 +54,13 @@ class RecordBatch:
     Records that may be changed in place; `runs` of a batch built from records groups them afresh.
     """
 
-    __slots__ = ("_runs", "_records", "ack", "source", "oldest_ns", "nbytes")
+    __slots__ = ("_runs", "_records", "_handed_over", "ack", "source", "oldest_ns", "nbytes")
 
     def __init__(self, records: list[Record] | None = None, ack: Ack | None = None, source: str = "",
                  oldest_ns: int = 0, nbytes: int = 0, *, runs: list[Run] | None = None) -> None:
         self._records = records if records is not None or runs is not None else []
         self._runs = runs if records is None else None
+        self._handed_over: int | None = None  # the record count once forget_values() dropped them
         self.ack = ack  # None for batches replayed from disk after a restart
         self.source = source
         self.oldest_ns = oldest_ns  # event time of its oldest record (for the oldest-buffered-age gauge)
@@ -81,10 +82,18 @@ class RecordBatch:
         return self._records
 
     def __len__(self) -> int:
+        if self._handed_over is not None:
+            return self._handed_over
         if self._runs is not None:
             return sum(len(r.values) for r in self._runs)
         assert self._records is not None
         return len(self._records)
+
+    def forget_values(self) -> None:
+        """The producer holds copies of every record now (and hands back any it fails): drop ours, so an
+        in-flight record is held once. The count, nbytes and ack stay for the release."""
+        count = len(self)
+        self._runs, self._records, self._handed_over = [], None, count
 
     def sized(self) -> RecordBatch:
         if self._runs is not None:

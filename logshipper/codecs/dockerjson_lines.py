@@ -140,15 +140,16 @@ def decode_columns(lines: Sequence[bytes], docs: list[Any], offset: int, ref: Fi
         return None  # may be oversized: the slow path measures the message itself
     try:
         logs, streams, times = list(map(_LOG, docs)), list(map(_STREAM, docs)), list(map(_TIME, docs))
-    except KeyError:
-        return None
-    if set(map(type, logs)) != {str} or set(map(type, streams)) != {str} or set(map(type, times)) != {str}:
-        return None
-    if not all(map(str.endswith, logs, repeat("\n"))):
-        return None  # a Docker partial line (16 KiB piece): the joiner's business
-    if set(map(len, times)) != {TIME_LEN}:
-        times = [t if len(t) == TIME_LEN else _pad(t) for t in times]
-    if not _times_ok(times):
+        if set(map(type, streams)) != {str}:
+            return None
+        # str methods raise TypeError on anything but a str: the type checks of logs and times
+        if not all(map(str.endswith, logs, repeat("\n"))):
+            return None  # a Docker partial line (16 KiB piece): the joiner's business
+        if set(map(len, times)) != {TIME_LEN}:
+            times = [t if len(t) == TIME_LEN else _pad(t) for t in times]
+        if not _times_ok(times):
+            return None
+    except (KeyError, TypeError):
         return None
     oldest = min(times)
     oldest_ns = (_second(oldest[:_SECOND_LEN]) or 0) * _NS + int(oldest[20:29])

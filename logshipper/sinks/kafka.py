@@ -271,6 +271,7 @@ class KafkaSink:
             self._idle.clear()
             delivery = _Delivery(batch, self._reported.append)
             await self._produce(delivery, batch.runs, n)
+            batch.forget_values()
             self._poll()
 
     async def _produce(self, delivery: _Delivery, runs: Sequence[Run], n: int) -> None:

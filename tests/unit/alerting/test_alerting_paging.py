@@ -314,3 +314,29 @@ def clock_at(clock: ManualClock) -> Any:
     from alerting.oncall.rotation import from_ns
 
     return from_ns(clock.time_ns())
+
+
+def test_reload_takes_new_schedules_and_a_bad_policy_keeps_the_old_config(tmp_path: Path) -> None:
+    import pytest
+
+    from hostwatch.core.config import ConfigError
+
+    async def main() -> None:
+        clock, broker, phones = ManualClock(), MemoryBroker(), Phones()
+        cfg = write(tmp_path)
+        async with replica("r1", cfg, clock, broker.log(), phones) as a:
+            post(a, clock, firing("Down", clock))
+            await clock.advance(11)
+            spare = "  - name: spare\n    layers: [{users: [bob], rotation: 1d, start: 2020-01-01T00:00:00}]\n"
+            cfg.write_text(CONFIG.replace("{users: [bob], timeout: 5s}", "{users: [alice], timeout: 5s}")
+                           .replace("escalation_policies:", spare + "escalation_policies:"))
+            await a.reload()
+            assert [s["schedule"] for s in a.paging.on_call(clock_at(clock))] == ["primary", "spare"]
+            cfg.write_text(CONFIG.replace("escalation_policy: ops", "escalation_policy: nope"))
+            with pytest.raises(ConfigError, match="unknown escalation policy 'nope'"):
+                await a.reload()
+            assert "spare" in a.paging.config.schedules and a.am_config.receiver("pager").escalation_policy == "ops"
+            await clock.advance(300)
+            assert phones.got() == [("alice", 1), ("bob", 2)]  # the open incident kept the policy it opened with
+
+    asyncio.run(main())

@@ -217,6 +217,15 @@ def test_after_a_torn_tail_new_batches_are_written_and_replayed_cleanly(tmp_path
     assert run(lambda: _reopen_tags(tmp_path)) == ["b0", "b1", "after"]
 
 
+async def settled(files: Callable[[], list[str]], expected: int, timeout: float = 10.0) -> list[str]:
+    """The segment files once `expected` are left (deletion runs at the next sync), or as they are at the
+    deadline (for the assertion to show)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while len(found := files()) != expected and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.02)
+    return found
+
+
 def test_fully_released_segments_are_deleted_and_the_rest_kept(tmp_path: Path) -> None:
     async def body() -> tuple[list[str], list[str], list[str]]:
         buf = open_disk(tmp_path, segment_bytes=4096, sync_interval=0.05)
@@ -227,12 +236,10 @@ def test_fully_released_segments_are_deleted_and_the_rest_kept(tmp_path: Path) -
         got = [await buf.pop() for _ in range(20)]
         for b in got[:10]:
             buf.release(b)
-        await asyncio.sleep(0.3)
-        half = seg_files(tmp_path)
+        half = await settled(lambda: seg_files(tmp_path), len(at_start) - 5)
         for b in got[10:]:
             buf.release(b)
-        await asyncio.sleep(0.3)
-        done = seg_files(tmp_path)
+        done = await settled(lambda: seg_files(tmp_path), 1)
         await buf.close()
         return at_start, half, done
 
