@@ -186,8 +186,12 @@ def raw_floor(scrapes: int, state_root: Path, docker_root: Path) -> tuple[float,
 
 def metrics(url: str, *names: str) -> list[float]:
     """Values of the unlabelled series `names`, from one scrape."""
+    req = urllib.request.Request(url, headers={"Accept": ACCEPT, "Accept-Encoding": "gzip"})  # as Prometheus asks
+    with urllib.request.urlopen(req, timeout=60) as r:
+        body = r.read()
+        text = (gzip.decompress(body) if r.headers.get("Content-Encoding") == "gzip" else body).decode()
     values = {}
-    for line in urllib.request.urlopen(url, timeout=60).read().decode().splitlines():
+    for line in text.splitlines():
         name, _, value = line.partition(" ")
         values[name] = value
     return [float(values.get(n, "nan")) for n in names]

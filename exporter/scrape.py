@@ -115,18 +115,20 @@ class Exporter:
             discovered = False
         files = getattr(self.reader, "files", None)
         if files is not None:
-            files.prefetch()
+            files.prefetch()  # every kept file in one tight loop of preads, before any parsing
         scrape = Scrape(targets, self.reader, now)
         # Sequential on purpose: the cost is kernfs read time, which measured no faster (and less
         # steady) spread over worker threads.
         out: list[Metric] = list(self.version.collect(scrape))
         durations: dict[str, float] = {}
-        for c in self.collectors:
-            fams, durations[c.name], crashed = self._run(c, scrape)
-            failed |= crashed
-            out.extend(fams)
-        if files is not None:
-            files.end_prefetch()
+        try:
+            for c in self.collectors:
+                fams, durations[c.name], crashed = self._run(c, scrape)
+                failed |= crashed
+                out.extend(fams)
+        finally:
+            if files is not None:
+                files.end_prefetch()
         scrape_error = Family("container_scrape_error",
                               "1 if there was an error while getting container metrics, 0 otherwise", "gauge")
         scrape_error.add(None, failed)

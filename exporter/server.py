@@ -53,11 +53,12 @@ class Flight:
 
     def __init__(self, families: asyncio.Future[list[Metric]]) -> None:
         self.families = families
-        self.bodies: dict[tuple[bool, bool], asyncio.Future[bytearray]] = {}
+        self.bodies: dict[tuple[bool, bool], asyncio.Future[list[bytes]]] = {}
 
 
-def produce(families: list[Metric], openmetrics: bool, gz: bool) -> bytearray:
-    """The body, compressed family by family when gzipped, so the peak is one family's text."""
+def produce(families: list[Metric], openmetrics: bool, gz: bool) -> list[bytes]:
+    """The body as pieces (one per family): compressed family by family when gzipped, so no whole
+    text is ever held; written piece by piece when not."""
     gc_was_on = gc.isenabled()
     gc.disable()  # rendering makes no cycles; the cyclic collector would only walk the rows meanwhile
     try:
@@ -67,14 +68,13 @@ def produce(families: list[Metric], openmetrics: bool, gz: bool) -> bytearray:
             gc.enable()
 
 
-def _produce(families: list[Metric], openmetrics: bool, gz: bool) -> bytearray:
-    body = bytearray()
-    z = _deflate.compressobj(1, _deflate.DEFLATED, 16 + _deflate.MAX_WBITS) if gz else None  # gzip framing
-    for chunk in render_chunks(families, openmetrics):
-        body += z.compress(chunk) if z else chunk
-    if z:
-        body += z.flush()
-    return body
+def _produce(families: list[Metric], openmetrics: bool, gz: bool) -> list[bytes]:
+    if not gz:
+        return list(render_chunks(families, openmetrics))
+    z = _deflate.compressobj(1, _deflate.DEFLATED, 16 + _deflate.MAX_WBITS)  # gzip framing
+    pieces = [z.compress(chunk) for chunk in render_chunks(families, openmetrics)]
+    pieces.append(z.flush())
+    return [b"".join(pieces)]
 
 
 class Scrapes:
@@ -98,7 +98,7 @@ class Scrapes:
     def done(self) -> None:
         self.in_flight -= 1
 
-    async def body(self, openmetrics: bool, gz: bool) -> bytearray:
+    async def body(self, openmetrics: bool, gz: bool) -> list[bytes]:
         loop = asyncio.get_running_loop()
         flight = self._flight
         if flight is None:
@@ -137,20 +137,28 @@ def build_app(exporter: Exporter, web_config: WebConfig, executor: ThreadPoolExe
             resp.headers[k] = v
         return resp
 
-    async def metrics(request: web.Request) -> web.Response:
+    async def metrics(request: web.Request) -> web.StreamResponse:
         if not scrapes.admit():
             return web.Response(
                 status=503, text=f"Limit of concurrent requests reached ({scrapes.max_requests}), try again later.\n")
         try:
             openmetrics, content_type = negotiate(request.headers.get("Accept", ""))
             gz = "gzip" in request.headers.get("Accept-Encoding", "")
-            body = await scrapes.body(openmetrics, gz)
+            pieces = await scrapes.body(openmetrics, gz)
         finally:
             scrapes.done()
         headers = {"Content-Type": content_type}
         if gz:
             headers["Content-Encoding"] = "gzip"
-        return web.Response(body=body, headers=headers)
+            return web.Response(body=pieces[0], headers=headers)
+        # Uncompressed, a 1000-container body is megabytes: written family by family, never joined.
+        resp = web.StreamResponse(headers=headers | web_config.headers)
+        resp.content_length = sum(len(p) for p in pieces)
+        await resp.prepare(request)
+        for piece in pieces:
+            await resp.write(piece)
+        await resp.write_eof()
+        return resp
 
     async def healthz(request: web.Request) -> web.Response:
         return web.Response(text="ok\n")

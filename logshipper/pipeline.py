@@ -17,7 +17,7 @@ from pathlib import Path
 from hostwatch.core.events import Batch, LogEvent
 from hostwatch.core.paths import DOCKER_CONTAINERS, state_root
 from logshipper import ecs
-from logshipper.buffer import open_buffer
+from logshipper.buffer import DiskBuffer, open_buffer
 from logshipper.buffer.base import Buffer, RecordBatch, Run
 from logshipper.codecs.dockerjson_lines import LineBatch
 from logshipper.config import ShipperConfig
@@ -81,6 +81,8 @@ class Shipper:
         await self.buffer.open()
         self.sink = KafkaSink(cfg.kafka, self.buffer, self.metrics)
         await self.sink.start()
+        if isinstance(self.buffer, DiskBuffer):
+            self.buffer.keep_in_window = self.sink.keeping_up
         if self.multiline is not None:
             await self.multiline.start()
         try:

@@ -70,6 +70,8 @@ class NamespaceCollector:
     def __init__(self, proc_root: str = "/proc", cache: NamespaceCache | None = None) -> None:
         self.cache = NamespaceCache(proc_root) if cache is None else cache
         self.blocks = BlockCache()  # a process keeps its namespaces: rendered once per change
+        # Most cgroups share the host's namespaces: one (inode, namespace) label pair each, shared.
+        self._pairs: dict[tuple[str, int], tuple[str, str]] = {}
 
     def collect(self, scrape: Scrape) -> Iterable[Family]:
         info = gauge(
@@ -91,8 +93,16 @@ class NamespaceCollector:
             ls = t.labels
             made = blocks.get(t.cg, (ls, nss))
             if made is None:
-                made = blocks.put(t.cg, (ls, nss), [
-                    info.block([(ls, (str(inode), ns), 1) for ns, inode in sorted(nss.items())])])
+                made = blocks.put(t.cg, (ls, nss), [info.block([(ls, self._pair(ns, inode), 1)
+                                                                for ns, inode in sorted(nss.items())])])
             if made[0].rows:
                 info.add_block(made[0])
         return nonempty(info)
+
+    def _pair(self, ns: str, inode: int) -> tuple[str, str]:
+        pair = self._pairs.get((ns, inode))
+        if pair is None:
+            if len(self._pairs) > 65536:
+                self._pairs.clear()  # namespaces come and go: never let it grow without bound
+            pair = self._pairs[(ns, inode)] = (str(inode), ns)
+        return pair

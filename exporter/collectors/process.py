@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from exporter.collectors.base import Scrape, gauge, nonempty
 from exporter.collectors.spec import SpecCache
-from exporter.families import Family
+from exporter.families import Family, LabelSet
 from exporter.readers import procfs
 
 
@@ -28,6 +28,7 @@ class ProcessCollector:
         reader = scrape.reader
         proc = self.proc_root
         spec = self.spec
+        counting: list[tuple[LabelSet, list[int]]] = []
         for t in scrape.targets:
             ls = t.labels
             try:
@@ -46,12 +47,15 @@ class ProcessCollector:
             if current is not None:
                 threads.add(ls, current)
                 threads_max.add(ls, limit or 0)
-            if t.cg == "/":
-                continue  # every process on the host: leave fd counting to node_exporter
+            if t.cg != "/":  # every process on the host: leave fd counting to node_exporter
+                counting.append((ls, procs))
+        # The fd listings in one tight loop of syscalls, after the parsing above, not between it.
+        fd_counts = procfs.fd_counts
+        for ls, procs in counting:
             nfd = nsock = 0
             for pid in procs:
                 try:
-                    f, s = procfs.fd_counts(proc, pid)
+                    f, s = fd_counts(proc, pid)
                 except OSError:
                     continue  # exited, or a kernel thread we may not look into
                 nfd += f

@@ -22,7 +22,10 @@ import time
 from collections.abc import Container
 
 _O_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
-_CHUNK = 65536
+# Nearly every cgroup and /proc file fits in one page; a longer one (a busy root cgroup.procs) is read
+# on in big steps (a seq_file regenerates from the start at each offset: few steps, not many).
+_CHUNK = 4096
+_REST_CHUNK = 1 << 20
 # Errors after which a cached descriptor is stale: the file (or its process) is gone.
 _STALE = {errno.ENODEV, errno.ESRCH, errno.ENOENT, errno.EBADF}
 DEFAULT_MISSING_TTL = 30.0
@@ -70,7 +73,7 @@ class FdCache:
         self.limit = max(0, soft - FD_RESERVE) if limit is None else limit
         self.missing_ttl = missing_ttl
         self._fd: dict[str, int] = {}  # path -> fd: the one lookup a read makes
-        self._owned: dict[str, set[str]] = {}  # owner -> its paths, to close them together
+        self._owned: dict[str, list[str]] = {}  # owner -> its paths, to close them together
         self._missing: dict[str, float] = {}  # path -> monotonic time until which it counts as missing
         self._ahead: dict[str, bytes] = {}  # what prefetch() read, each taken by the next read of its path
         self._lock = threading.Lock()  # sweep and close may come from another thread than reads
@@ -157,8 +160,9 @@ class FdCache:
             self._fd[path] = fd
             owned = self._owned.get(owner)
             if owned is None:
-                owned = self._owned[owner] = set()
-            owned.add(path)
+                owned = self._owned[owner] = []
+            if old is None:
+                owned.append(path)
         if old is not None:
             os.close(old)
         return data
@@ -180,7 +184,8 @@ class FdCache:
             path, fd = next(iter(self._fd.items()))
             del self._fd[path]
             for owned in self._owned.values():
-                owned.discard(path)
+                if path in owned:
+                    owned.remove(path)
         os.close(fd)
         self.limit = len(self._fd)
 
@@ -188,8 +193,8 @@ class FdCache:
         with self._lock:
             fd = self._fd.pop(path, None)
             owned = self._owned.get(owner)
-            if owned is not None:
-                owned.discard(path)
+            if owned is not None and path in owned:
+                owned.remove(path)
         if fd is not None:
             os.close(fd)
 
@@ -199,9 +204,8 @@ class FdCache:
             owned = self._owned.get(owner)
             if not owned:
                 return
-            gone = [p for p in owned if p not in keep]
-            fds = [self._fd.pop(p) for p in gone if p in self._fd]
-            owned.difference_update(gone)
+            fds = [self._fd.pop(p) for p in owned if p not in keep and p in self._fd]
+            owned[:] = [p for p in owned if p in keep]
             if not owned:
                 del self._owned[owner]
         for fd in fds:
@@ -240,11 +244,11 @@ def _plain_read(path: str) -> bytes:
 
 
 def _rest(fd: int) -> bytes:
-    """The remainder of a file longer than one chunk (a busy root cgroup.procs)."""
+    """The remainder of a file longer than one chunk."""
     chunks: list[bytes] = []
     offset = _CHUNK
     while True:
-        more = os.pread(fd, _CHUNK, offset)
+        more = os.pread(fd, _REST_CHUNK, offset)
         if not more:
             return b"".join(chunks)
         chunks.append(more)

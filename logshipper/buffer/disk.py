@@ -7,6 +7,11 @@ long broker outage (file format: logshipper.buffer.segments).
   in-memory window (CACHE_BYTES) and are handed out as they are; beyond it only a small entry per
   batch (its ack) stays in memory and the batch is read back from its segment (READ_AHEAD_BYTES at
   a time, in a worker thread). Memory stays bounded whatever the backlog.
+- While `keep_in_window()` says the consumer is taking batches as fast as the CPU lets it (the sink is
+  not waiting for the broker), a push that does not fit the window (or would queue behind spilled
+  batches) waits for it, up to WINDOW_WAIT, instead of spilling: on a busy CPU, intake running ahead
+  of a sink that only needs the CPU would just pay to read every batch back. While the sink waits for
+  the broker (down or slow), pushes spill at once.
 - The bound (buffer.max_bytes) counts record bytes, as the memory buffer's does; frames are compressed,
   so the segments on disk take less.
 - release() frees the room and runs the ack at once; the durable position advances only over the
@@ -26,6 +31,7 @@ import logging
 import os
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +48,8 @@ log = logging.getLogger("hostwatch.logshipper.buffer")
 CACHE_BYTES = 4 << 20  # record bytes (batch.nbytes) of pushed batches kept in memory for pop()
 READ_AHEAD_BYTES = 1 << 20  # record bytes decoded from a segment per worker-thread call (frames are smaller)
 READ_AHEAD_FRAME_BYTES = READ_AHEAD_BYTES // 4  # frame bytes read per call: compressed, they hold more
+WINDOW_WAIT = 1.0  # the longest a push waits for window room before it spills anyway
+WINDOW_POLL = 0.01  # how often a waiting push looks at keep_in_window() again
 WRITE_RETRY_SECONDS = 1.0
 REASON_CORRUPT = "buffer_corrupt"
 REASON_WRITE_ERROR = "buffer_write_error"
@@ -83,6 +91,8 @@ class DiskBuffer:
         self._spilled: deque[_Spilled] = deque()
         self._readahead: deque[_Frame] = deque()
         self._ready = asyncio.Event()
+        self._window_freed = asyncio.Event()
+        self.keep_in_window: Callable[[], bool] | None = None
         self._read_lock = asyncio.Lock()
         self._rfd_lock = threading.Lock()  # a cancelled pop's read may still run in its thread
         self._rfd = -1
@@ -103,30 +113,16 @@ class DiskBuffer:
         self._sync_task = asyncio.create_task(self._sync_loop(), name="disk-buffer-sync")
 
     def _recover(self) -> None:
-        self._dir.mkdir(parents=True, exist_ok=True)
-        ids = segments.list_segments(self._dir)
-        pos = segments.load_position(self._dir) or ((ids[0], 0) if ids else (0, 0))
-        for seg in ids:
-            if seg < pos[0]:
-                segments.segment_path(self._dir, seg).unlink(missing_ok=True)
-        live = [seg for seg in ids if seg >= pos[0]]
-        if live and live[0] != pos[0]:
-            pos = (live[0], 0)
-        for seg in live:
-            path = segments.segment_path(self._dir, seg)
-            found = segments.scan(path, pos[1] if seg == pos[0] else 0)
-            if found.end < found.size:
-                log.warning("disk buffer %s: %d bytes after offset %d are a torn or corrupt frame; cut off",
-                            path, found.size - found.end, found.end)
-                os.truncate(path, found.end)
-            self._seg_end[seg] = found.end
-            self._replay_events[seg] = found.events
-            self._replay_bytes[seg] = found.bytes
-            self._room.add(found.events, found.bytes)
-            if found.frames and not self._replay_oldest:
-                self._replay_oldest = found.first_oldest_ns
-        self._first_new = self._wseg = max([pos[0], *(seg + 1 for seg in ids)])
-        self._cursor = pos if live else (self._wseg, 0)
+        found = segments.recover(self._dir)
+        for seg, scan in found.live.items():
+            self._seg_end[seg] = scan.end
+            self._replay_events[seg] = scan.events
+            self._replay_bytes[seg] = scan.bytes
+            self._room.add(scan.events, scan.bytes)
+            if scan.frames and not self._replay_oldest:
+                self._replay_oldest = scan.first_oldest_ns
+        self._first_new = self._wseg = found.next_segment
+        self._cursor = found.position if found.live else (self._wseg, 0)
         self._acked = self._cursor
         self._wfd = os.open(segments.segment_path(self._dir, self._wseg), _WRITE_FLAGS | os.O_TRUNC, 0o600)
         if self._room.events:
@@ -166,6 +162,7 @@ class DiskBuffer:
         length = sum(map(len, frame))
         if not await self._room.admit(batch, batch.nbytes):
             return
+        await self._window_room(batch.nbytes)
         if not await self._write(batch, frame, length):
             return
         self._room.add(len(batch), batch.nbytes)
@@ -175,6 +172,19 @@ class DiskBuffer:
         else:
             self._spilled.append((batch.ack, batch.oldest_ns, self._wseg, self._woff, batch.nbytes, len(batch)))
         self._ready.set()
+
+    async def _window_room(self, nbytes: int) -> None:
+        keep = self.keep_in_window
+        if keep is None:
+            return
+        deadline = asyncio.get_running_loop().time() + WINDOW_WAIT
+        while ((self._spilled or (self._cache and self._cache_bytes + nbytes > CACHE_BYTES)) and keep()
+               and asyncio.get_running_loop().time() < deadline and not self._room.closed):
+            self._window_freed.clear()
+            try:
+                await asyncio.wait_for(self._window_freed.wait(), WINDOW_POLL)
+            except TimeoutError:
+                pass
 
     async def _write(self, batch: RecordBatch, frame: list[bytes], length: int) -> bool:
         """Append the frame (False: it could not be written and drop_newest dropped it)."""
@@ -248,6 +258,7 @@ class DiskBuffer:
         self._cursor = (seg, off)
 
     def _hand_out(self, frame: _Frame) -> RecordBatch:
+        self._window_freed.set()
         batch = frame.batch
         self._cursor = (frame.seg, frame.end)
         seq = self._committer.track(self._cursor)
@@ -357,31 +368,11 @@ class DiskBuffer:
                     self._replay_bytes.pop(s, None)
             if to_close or wfd >= 0 or pos is not None:
                 try:
-                    await asyncio.to_thread(self._sync_files, to_close, wfd, pos, doomed)
+                    await asyncio.to_thread(segments.sync_files, self._dir, to_close, wfd, pos, doomed)
                 except BaseException:
                     self._unsynced = self._unsynced or wfd >= 0  # the next tick tries again
                     self._acked_dirty = self._acked_dirty or pos is not None
                     raise
-
-    def _sync_files(self, to_close: list[int], wfd: int, pos: Position | None, doomed: list[int]) -> None:
-        failed: OSError | None = None
-        for fd in to_close:
-            try:
-                os.fsync(fd)
-            except OSError as e:
-                failed = failed or e
-            finally:
-                os.close(fd)
-        if failed is not None:
-            raise failed
-        if wfd >= 0:
-            os.fsync(wfd)
-        # delivered segments go before the position is saved: that frees room on a full disk, and a
-        # position naming a deleted segment just starts at the next one on open
-        for seg in doomed:
-            segments.segment_path(self._dir, seg).unlink(missing_ok=True)
-        if pos is not None:
-            segments.save_position(self._dir, pos)
 
     # --- telemetry ----------------------------------------------------------------------------
 

@@ -16,10 +16,11 @@ delivered, replaced atomically (write, fsync, rename).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from itertools import starmap
 from pathlib import Path
@@ -38,6 +39,8 @@ LZ4 = b"L"  # first payload byte of a compressed frame (a plain msgpack payload 
 SCAN_CHUNK = 4 << 20
 
 Position = tuple[int, int]  # (segment id, byte offset)
+
+log = logging.getLogger("hostwatch.logshipper.buffer")
 
 
 class CorruptFrame(ValueError):
@@ -189,3 +192,57 @@ def save_position(directory: Path, pos: Position) -> None:
         os.fsync(dfd)
     finally:
         os.close(dfd)
+
+
+@dataclass
+class Recovered:
+    position: Position  # where reading starts: the saved position, or the first segment left
+    next_segment: int  # the id of the segment to write next
+    live: dict[int, Scan] = field(default_factory=dict)  # segments with frames to replay, in order
+
+
+def recover(directory: Path) -> Recovered:
+    """Open a buffer directory: delete the segments before the saved position, validate the rest and cut
+    off a torn or corrupt tail."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ids = list_segments(directory)
+    pos = load_position(directory) or ((ids[0], 0) if ids else (0, 0))
+    for seg in ids:
+        if seg < pos[0]:
+            segment_path(directory, seg).unlink(missing_ok=True)
+    live = [seg for seg in ids if seg >= pos[0]]
+    if live and live[0] != pos[0]:
+        pos = (live[0], 0)
+    out = Recovered(pos, max([pos[0], *(seg + 1 for seg in ids)]))
+    for seg in live:
+        path = segment_path(directory, seg)
+        found = scan(path, pos[1] if seg == pos[0] else 0)
+        if found.end < found.size:
+            log.warning("disk buffer %s: %d bytes after offset %d are a torn or corrupt frame; cut off",
+                        path, found.size - found.end, found.end)
+            os.truncate(path, found.end)
+        out.live[seg] = found
+    return out
+
+
+def sync_files(directory: Path, to_close: list[int], wfd: int, pos: Position | None, doomed: list[int]) -> None:
+    """fsync (and close) rolled-over segments and the one being written, delete fully delivered
+    segments, then save the delivered position."""
+    failed: OSError | None = None
+    for fd in to_close:
+        try:
+            os.fsync(fd)
+        except OSError as e:
+            failed = failed or e
+        finally:
+            os.close(fd)
+    if failed is not None:
+        raise failed
+    if wfd >= 0:
+        os.fsync(wfd)
+    # delivered segments go before the position is saved: that frees room on a full disk, and a
+    # position naming a deleted segment just starts at the next one on open
+    for seg in doomed:
+        segment_path(directory, seg).unlink(missing_ok=True)
+    if pos is not None:
+        save_position(directory, pos)

@@ -21,8 +21,7 @@ Failures:
 - stop() waits up to `flush_timeout` for what is in flight; the rest stays unreleased (in the disk
   buffer, and unacked at its source).
 
-confluent-kafka (librdkafka) is the client, behind the small `Producer` interface: measured here
-it takes ~2.5 us of CPU per record where kafka-python took ~24.
+confluent-kafka (librdkafka) is the client, behind the small `Producer` interface (sinks.producer).
 """
 
 from __future__ import annotations
@@ -32,138 +31,38 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from operator import length_hint
-from typing import Any, Protocol
+from typing import Any
 
 from logshipper.buffer.base import Buffer, Record, RecordBatch, Run, runs_of
 from logshipper.buffer.room import BufferClosed
 from logshipper.config import KafkaConfig
+from logshipper.sinks.producer import (
+    ERR__FATAL,
+    ERR__PURGE_QUEUE,
+    ERR_MSG_SIZE_TOO_LARGE,
+    PURGED,
+    RECORD_ERRORS,
+    ConfluentProducer,
+    DeliveryError,
+    OnDelivery,
+    Producer,
+    ProducerFactory,
+    retire,
+)
 from logshipper.sinks.topic import TopicTemplate, compile_template, topic_for
 from logshipper.telemetry import ShipperMetrics
 
-__all__ = ["ConfluentProducer", "KafkaSink", "Producer", "TopicTemplate", "compile_template", "topic_for"]
+__all__ = ["ERR_MSG_SIZE_TOO_LARGE", "ERR__PURGE_QUEUE", "ConfluentProducer", "DeliveryError", "KafkaSink",
+           "OnDelivery", "Producer", "TopicTemplate", "compile_template", "topic_for"]
 
 log = logging.getLogger("hostwatch.logshipper.kafka")
 
 POLL_INTERVAL = 0.005  # while events are in flight: reports wait at most this long to be served
 IDLE_POLL_INTERVAL = 1.0  # nothing in flight: client errors and logs are served this often
 QUEUE_FULL_WAIT = 0.005  # the client's own queue is full (bytes): let deliveries drain it
-PARTITION_ANY = -1  # librdkafka's RD_KAFKA_PARTITION_UA: the partitioner picks (by key)
 PUMP_ERROR_WAIT = 1.0
-CLIENT_QUEUE_KBYTES = 64 << 10  # what librdkafka may hold (the events bound usually comes first)
 ERROR_LOG_INTERVAL = 10.0
 UNKNOWN_SOURCE = "unknown"
-
-# librdkafka error codes (confluent_kafka.KafkaError) this module acts on
-ERR_MSG_SIZE_TOO_LARGE = 10
-ERR_INVALID_MSG_SIZE = 4
-ERR_INVALID_MSG = 2
-ERR_RECORD_LIST_TOO_LARGE = 18
-ERR_INVALID_RECORD = 87
-ERR__INVALID_ARG = -186
-ERR__PURGE_QUEUE = -152
-ERR__PURGE_INFLIGHT = -151
-ERR__FATAL = -150
-RECORD_ERRORS = frozenset({ERR_MSG_SIZE_TOO_LARGE, ERR_INVALID_MSG_SIZE, ERR_INVALID_MSG, ERR_RECORD_LIST_TOO_LARGE,
-                           ERR_INVALID_RECORD, ERR__INVALID_ARG})  # this record can never be taken
-PURGED = frozenset({ERR__PURGE_QUEUE, ERR__PURGE_INFLIGHT})
-
-
-class DeliveryError(Protocol):
-    """What a delivery report's error offers (confluent_kafka.KafkaError has these)."""
-
-    def code(self) -> int: ...
-
-    def name(self) -> str: ...
-
-    def retriable(self) -> bool: ...
-
-    def fatal(self) -> bool: ...
-
-
-class DeliveredMessage(Protocol):
-    def topic(self) -> str | None: ...
-
-    def key(self) -> bytes | None: ...
-
-    def value(self) -> bytes | None: ...
-
-
-OnDelivery = Callable[[DeliveryError | None, Any], None]  # (error, message or Record), from any thread
-
-
-class Producer(Protocol):
-    def produce(self, run: Run, start: int, on_delivery: OnDelivery) -> int:
-        """Hand the records of run.values[start:] to the client, each reported to `on_delivery` (now,
-        with the Record, when the client refuses it outright; later, from poll(), with the delivered
-        message). Returns the index of the first value not taken because the client's queue is full
-        (len(run.values): all)."""
-        ...
-
-    def poll(self, timeout: float) -> None: ...
-
-    def purge(self) -> None:
-        """Abandon what is queued or in flight (reported with a purge error)."""
-        ...
-
-    def flush(self, timeout: float) -> int: ...
-
-
-ProducerFactory = Callable[[KafkaConfig, Callable[[DeliveryError], None]], Producer]
-
-
-class ConfluentProducer:
-    def __init__(self, config: KafkaConfig, on_error: Callable[[DeliveryError], None]) -> None:
-        import confluent_kafka
-
-        self._error_type = confluent_kafka.KafkaError
-        self._exception_type = confluent_kafka.KafkaException
-        self._producer = confluent_kafka.Producer({
-            "bootstrap.servers": ",".join(config.brokers),
-            "acks": "all",
-            "enable.idempotence": True,
-            "compression.type": config.compression,
-            "linger.ms": config.linger_ms,
-            "message.timeout.ms": 0,  # never give up on a record: the buffer holds it until Kafka has it
-            "retry.backoff.ms": config.retry_backoff_ms,
-            "retry.backoff.max.ms": config.retry_backoff_max_ms,
-            "reconnect.backoff.ms": config.retry_backoff_ms,
-            "reconnect.backoff.max.ms": config.retry_backoff_max_ms,
-            "queue.buffering.max.messages": min(2 * config.max_in_flight_events, 2_000_000_000),
-            "queue.buffering.max.kbytes": CLIENT_QUEUE_KBYTES,
-            "partitioner": "murmur2_random",  # the Java client's: the same key lands where Java producers put it
-            "error_cb": on_error,
-            "log_level": 2,  # connection failures come through error_cb (rate-limited), not a log line each
-            "logger": logging.getLogger("hostwatch.logshipper.kafka.client"),
-        })
-
-    def produce(self, run: Run, start: int, on_delivery: OnDelivery) -> int:
-        produce = self._producer.produce
-        topic, key, values = run.topic, run.key, run.values
-        rest = values[start:] if start else values
-        it = iter(rest)
-        while True:
-            try:
-                for value in it:  # positional arguments: a keyword would cost a dict per record
-                    produce(topic, value, key, PARTITION_ANY, on_delivery)
-                return len(values)
-            except BufferError:
-                return start + len(rest) - length_hint(it) - 1
-            except self._exception_type as e:
-                err: DeliveryError = e.args[0]
-            except (TypeError, ValueError) as e:
-                err = self._error_type(ERR_INVALID_RECORD, str(e))
-            on_delivery(err, Record(topic, key, rest[len(rest) - length_hint(it) - 1]))
-
-    def poll(self, timeout: float) -> None:
-        self._producer.poll(timeout)
-
-    def purge(self) -> None:
-        self._producer.purge()
-
-    def flush(self, timeout: float) -> int:
-        return int(self._producer.flush(timeout))
-
 
 class _Delivery:
     """One batch on its way: every record it hands to the producer takes one token back when reported;
@@ -215,12 +114,17 @@ class KafkaSink:
         self._retries: set[asyncio.Task[None]] = set()
         self._reported: deque[_Delivery] = deque()  # attempts reported in full (appended from any thread)
         self._timer: asyncio.TimerHandle | None = None
+        self._waiting = False  # for the broker: in-flight bound reached, or the client's queue full
         self._stopping = False
         self._last_error_log = 0.0
 
     @property
     def in_flight_events(self) -> int:
         return self._in_flight
+
+    def keeping_up(self) -> bool:
+        """Taking batches as fast as the CPU lets it: running, and not waiting for the broker."""
+        return self._pump_task is not None and not self._pump_task.done() and not self._waiting
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -246,7 +150,7 @@ class KafkaSink:
             self._timer = None
         if self._producer is not None:
             producer, self._producer = self._producer, None
-            await asyncio.to_thread(_retire, producer)
+            await asyncio.to_thread(retire, producer)
 
     # --- producing (event loop) -----------------------------------------------------------------
 
@@ -266,7 +170,11 @@ class KafkaSink:
                 continue
             while self._in_flight and self._in_flight + n > self._config.max_in_flight_events:
                 self._room.clear()
-                await self._room.wait()
+                self._waiting = True
+                try:
+                    await self._room.wait()
+                finally:
+                    self._waiting = False
             self._in_flight += n
             self._idle.clear()
             delivery = _Delivery(batch, self._reported.append)
@@ -284,7 +192,11 @@ class KafkaSink:
                 if i >= len(run.values):
                     break
                 self._poll()  # what is delivered leaves the client's queue once reported
-                await asyncio.sleep(QUEUE_FULL_WAIT)
+                self._waiting = True
+                try:
+                    await asyncio.sleep(QUEUE_FULL_WAIT)
+                finally:
+                    self._waiting = False
 
     # --- delivery reports (event loop) -------------------------------------------------------------
 
@@ -367,7 +279,7 @@ class KafkaSink:
         self._generation += 1
         self._producer = self._factory(self._config, self._on_client_error)
         if old is not None:
-            await asyncio.to_thread(_retire, old)
+            await asyncio.to_thread(retire, old)
 
     # --- client errors --------------------------------------------------------------------------
 
@@ -394,8 +306,3 @@ class KafkaSink:
         if now - self._last_error_log >= ERROR_LOG_INTERVAL:
             self._last_error_log = now
             log.warning("%s", message)
-
-
-def _retire(producer: Producer) -> None:
-    producer.purge()
-    producer.flush(1.0)

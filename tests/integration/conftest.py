@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from host_sessions import HostSessions
 
 from hostwatch.core.paths import CGROUP_PARENT, CGROUP_ROOT
 from runtime.network import BRIDGE, NETNS
 from runtime.rootfs import build_busybox_rootfs
 
+from host_sessions import HostSessions
 from hostwatch_cli import HW
 
 CONTROLLERS = ("cpu", "cpuacct", "memory", "pids", "cpuset", "blkio", "devices")  # devices: the runtime's device rules

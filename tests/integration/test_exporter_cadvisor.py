@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_exporter_runtime import CADVISOR_NAMES_LINT, loop_mounted_ext4, promtool_findings, wait_output
 
 from exporter.groups import CADVISOR_VERSION
 
 from hostwatch_cli import HW
 from peers import Prometheus, free_port, http_get, prometheus, stop_process, wait_http
+from test_exporter_runtime import CADVISOR_NAMES_LINT, loop_mounted_ext4, promtool_findings, wait_output
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

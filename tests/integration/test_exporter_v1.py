@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_exporter_runtime import CADVISOR_NAMES_LINT, promtool_findings
 
 from exporter.testing import CgroupSandbox
 
 from peers import free_port, prometheus, stop_process
 from peers import http_get as get
+from test_exporter_runtime import CADVISOR_NAMES_LINT, promtool_findings
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

@@ -148,3 +148,28 @@ def test_running_out_of_descriptors_keeps_reads_working(tmp_path: Path, monkeypa
     kept["n"] = 2
     assert cache.read("/cg", paths[3]) == b"3\n"
     assert cache.open_count <= 2 and cache.limit == cache.open_count
+
+
+def test_the_exporter_keeps_files_of_live_cgroups_only(tmp_path: Path) -> None:
+    """Scrape after scrape the same descriptors serve; a cgroup's go with the cgroup."""
+    import shutil
+
+    from exporter.scrape import Exporter
+
+    from exporter_testdata import FIXTURES, HW2_ID, NOW, fixture_config
+
+    tree = tmp_path / "v2"
+    shutil.copytree(FIXTURES / "v2", tree, symlinks=True)
+    exp = Exporter(fixture_config("v2", cgroup_root=str(tree)))
+    first = exp.render()
+    files = exp.reader.files  # type: ignore[attr-defined]
+    kept = files.open_count
+    assert kept > 20 and files.count(f"/hostwatch/{HW2_ID}") >= 8
+    exp.collect(now=NOW)
+    assert files.open_count == kept  # nothing reopened
+    shutil.rmtree(tree / "hostwatch" / HW2_ID)
+    exp.collect(now=NOW)
+    assert files.count(f"/hostwatch/{HW2_ID}") == 0 and files.open_count < kept
+    assert b"hostwatch_exporter_open_files" in first
+    exp.close()
+    assert files.open_count == 0

@@ -439,3 +439,70 @@ def test_a_full_disk_blocks_until_delivered_segments_are_deleted(small_fs: Path)
     stuck, tags = run(body)
     assert stuck  # the disk was full: the push waited (backpressure), nothing was dropped
     assert tags == [f"b{i}" for i in range(60)]
+
+
+def _count_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    reads: list[int] = []
+    real = segments.read_frames
+
+    def counting(*args: Any) -> Any:
+        reads.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(segments, "read_frames", counting)
+    return reads
+
+
+@pytest.mark.parametrize("keeping_up", [True, False])
+def test_a_sink_that_keeps_up_gets_batches_from_the_window_not_from_disk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keeping_up: bool) -> None:
+    """Pushes beyond the window wait for the consumer while it only needs the CPU; while it waits for
+    the broker they spill (and are read back). Either way every batch comes out once, in order."""
+    monkeypatch.setattr(disk, "CACHE_BYTES", 3000)
+    reads = _count_reads(monkeypatch)
+
+    async def body() -> tuple[list[str], int]:
+        buf = open_disk(tmp_path)
+        buf.keep_in_window = lambda: keeping_up
+        await buf.open()
+        got: list[str] = []
+
+        async def consumer() -> None:
+            while len(got) < 30:
+                await asyncio.sleep(0.005)  # slower than the intake
+                b = await buf.pop()
+                got.append(tag_of(b))
+                buf.release(b)
+
+        task = asyncio.create_task(consumer())
+        for i in range(30):
+            await buf.push(batch(f"b{i}", n=5))  # 500 bytes: six fill the window
+        peak = buf.memory_bytes
+        await asyncio.wait_for(task, 10)
+        await buf.close()
+        return got, peak
+
+    got, peak = run(body)
+    assert got == [f"b{i}" for i in range(30)]
+    assert peak <= 3000
+    assert (len(reads) == 0) == keeping_up
+
+
+def test_a_push_waits_for_the_window_only_so_long(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(disk, "CACHE_BYTES", 1000)
+    monkeypatch.setattr(disk, "WINDOW_WAIT", 0.2)
+
+    async def body() -> tuple[float, int]:
+        buf = open_disk(tmp_path)
+        buf.keep_in_window = lambda: True  # but nobody pops
+        await buf.open()
+        await buf.push(batch("b0", n=8))
+        started = asyncio.get_running_loop().time()
+        await buf.push(batch("b1", n=8))
+        waited = asyncio.get_running_loop().time() - started
+        events = buf.events
+        await buf.close()
+        return waited, events
+
+    waited, events = run(body)
+    assert 0.15 < waited < 5 and events == 16

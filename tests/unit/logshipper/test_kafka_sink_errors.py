@@ -66,6 +66,7 @@ class Scripted:
         self.attempts: dict[bytes, int] = {}
         self.hold = threading.Event()  # set: deliver nothing yet
         self.lock = threading.Lock()
+        self.poll_threads: set[int] = set()
 
     def produce(self, run: Run, start: int, on_delivery: OnDelivery) -> int:
         with self.lock:
@@ -74,6 +75,7 @@ class Scripted:
         return len(run.values)
 
     def poll(self, timeout: float) -> None:
+        self.poll_threads.add(threading.get_ident())
         if self.hold.is_set():
             time.sleep(timeout / 10)
             return
@@ -232,8 +234,10 @@ def test_in_flight_events_are_bounded_and_stop_keeps_what_was_not_delivered(tmp_
         await asyncio.sleep(0.2)
         seen["queued"] = len(h.producers[0].queue)
         seen["in_flight"] = sink.in_flight_events
+        seen["keeping_up_at_the_bound"] = sink.keeping_up()
         h.producers[0].hold.clear()
         await until(lambda: len(h.acks) == 10)
+        seen["keeping_up_after"] = sink.keeping_up()
         h.producers[0].hold.set()
         await buf.push(h.batch(10, n=4))
         await asyncio.sleep(0.1)
@@ -246,9 +250,35 @@ def test_in_flight_events_are_bounded_and_stop_keeps_what_was_not_delivered(tmp_
 
     asyncio.run(main())
     assert seen["queued"] == 8 and seen["in_flight"] == 8  # two batches of 4; a third would pass 10
+    assert not seen["keeping_up_at_the_bound"] and seen["keeping_up_after"]  # waiting for the broker, then not
     assert h.acks == list(range(10))  # batch 10 was never delivered: not acked
     assert seen["left"] == 4
     assert 0.25 < seen["stop_seconds"] < 2
     assert h.value("hostwatch_logshipper_dropped_events_total", source="gelf", reason="_purge_queue") == 0
     assert h.value("hostwatch_logshipper_kafka_errors_total", retriable="true") == 0  # a purge on stop is no error
     assert h.value("hostwatch_logshipper_sent_events_total", source="gelf") == 40
+
+
+def test_reports_are_served_on_the_event_loop_and_produced_values_are_not_kept(tmp_path: Path) -> None:
+    """No poll thread: the loop polls (so a report never wakes the loop from another thread), and once the
+    producer has a batch's records the sink keeps only what the release needs."""
+    h = Harness(lambda r, p: None)
+    seen: dict[str, Any] = {}
+
+    async def body(buf: MemoryBuffer, sink: KafkaSink) -> None:
+        h.producers[0].hold.set()
+        b = h.batch(0)
+        await buf.push(b)
+        await until(lambda: len(h.producers[0].queue) == 5)
+        seen["held"] = (len(b), b.runs)
+        seen["threads"] = {t.name for t in threading.enumerate()}
+        h.producers[0].hold.clear()
+        await buf.push(h.batch(1))
+        await until(lambda: len(h.acks) == 2)
+        seen["loop"] = threading.get_ident()
+
+    run_sink(h, body, tmp_path)
+    assert seen["held"] == (5, [])
+    assert h.producers[0].poll_threads == {seen["loop"]}
+    assert seen["threads"] == {"MainThread"}
+    assert sorted(h.acks) == [0, 1] and h.value("hostwatch_logshipper_sent_events_total", source="gelf") == 10
