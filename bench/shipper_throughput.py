@@ -1,7 +1,14 @@
 """1,000,000 json-file lines -> Kafka: hostwatch ship next to rsyslog (imfile -> omkafka), same file,
 same broker (noida-db), same run. Prints lines/s end to end, CPU microseconds per line and peak RSS.
 
-    .venv/bin/python bench/shipper_throughput.py [--lines 1000000] [--only hostwatch|rsyslog]
+    .venv/bin/python bench/shipper_throughput.py [--lines 1000000] [--only hostwatch|rsyslog] [--repeat N]
+        [--flag=--kafka.linger-ms=20 ...]
+
+CPU per line is the process's whole CPU (every thread) from its start until Kafka holds every line;
+"net" leaves out what it used until its first line was in Kafka (start-up: imports, connecting), over
+the lines after it; "librdkafka" is the part of CPU per line in the Kafka client's own threads. On a
+shared machine figures move from run to run: --repeat alternates the two N times (fresh topics and
+state) and prints the medians.
 
 Needs Debian's rsyslog and rsyslog-kafka (scripts/setup.sh --test installs them). Debian's librdkafka
 2.0.2 fails against some brokers, so rsyslog runs with the librdkafka bundled in the confluent-kafka
@@ -16,6 +23,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,20 +72,16 @@ def write_log(path: Path, n: int) -> int:
     return path.stat().st_size
 
 
-def topic_count(bootstrap: str, topic: str) -> int:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-count", "enable.auto.commit": False})
-    try:
-        md = c.list_topics(topic, timeout=5)
-        t = md.topics.get(topic)
-        if t is None or t.error is not None:
-            return 0
-        total = 0
-        for p in t.partitions:
-            lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=5)
-            total += hi - lo
-        return total
-    finally:
-        c.close()
+def topic_count(c: Consumer, topic: str) -> int:
+    md = c.list_topics(topic, timeout=5)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None:
+        return 0
+    total = 0
+    for p in t.partitions:
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=5, cached=False)
+        total += hi - lo
+    return total
 
 
 def proc_cpu(pid: int) -> float:
@@ -85,6 +89,22 @@ def proc_cpu(pid: int) -> float:
         fields = f.read().rpartition(")")[2].split()
     tick = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / tick  # utime + stime, all threads
+
+
+def librdkafka_cpu(pid: int) -> float:
+    """CPU seconds of the process's librdkafka threads (named rdk:...), the Kafka client's own work."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if not f.read().startswith("rdk:"):
+                    continue
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -98,23 +118,31 @@ def peak_rss_mb(pid: int) -> float:
 def measure(name: str, cmd: list[str], bootstrap: str, topic: str, n: int, env: dict[str, str] | None = None,
             log: Path | None = None, timeout: float = 300.0) -> dict[str, float]:
     out = open(log, "wb") if log else subprocess.DEVNULL
+    counter = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-count", "enable.auto.commit": False})
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:
         count, cpu, rss = 0, 0.0, 0.0
+        first: tuple[int, float] | None = None  # lines and CPU when the first lines were in Kafka
         while time.monotonic() - t0 < timeout:
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited {proc.returncode}; see {log}")
-            count = topic_count(bootstrap, topic)
+            count = topic_count(counter, topic)
             cpu, rss = proc_cpu(proc.pid), peak_rss_mb(proc.pid)
+            if count and first is None:
+                first = (count, cpu)
             if count >= n:
                 break
             time.sleep(0.05)
         elapsed = time.monotonic() - t0
-        if count < n:
+        if count < n or first is None:
             raise RuntimeError(f"{name}: only {count} of {n} lines in Kafka after {timeout:g} s")
-        return {"seconds": elapsed, "lines_per_s": n / elapsed, "cpu_us_per_line": cpu / n * 1e6, "rss_mb": rss}
+        net = (cpu - first[1]) / max(n - first[0], 1) * 1e6
+        return {"seconds": elapsed, "lines_per_s": n / elapsed, "cpu_us_per_line": cpu / n * 1e6,
+                "net_us_per_line": net, "rdkafka_us_per_line": librdkafka_cpu(proc.pid) / n * 1e6,
+                "startup_cpu_s": first[1], "rss_mb": rss}
     finally:
+        counter.close()
         os.kill(proc.pid, signal.SIGTERM)
         try:
             proc.wait(20)
@@ -154,10 +182,22 @@ def rsyslog_env(work: Path) -> dict[str, str]:
     return env
 
 
+COLUMNS = (("lines/s", "lines_per_s", ".0f"), ("CPU us/line", "cpu_us_per_line", ".2f"),
+           ("net us/line", "net_us_per_line", ".2f"), ("librdkafka", "rdkafka_us_per_line", ".2f"),
+           ("start CPU s", "startup_cpu_s", ".2f"),
+           ("peak RSS MB", "rss_mb", ".1f"), ("seconds", "seconds", ".2f"))
+
+
+def report(label: str, name: str, r: dict[str, float]) -> None:
+    print(f"{label:8} {name:10} " + " ".join(f"{format(r[key], fmt):>12}" for _, key, fmt in COLUMNS), flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--only", choices=("hostwatch", "rsyslog"), default=None, help="run one of the two")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each, alternating; medians at the end")
+    ap.add_argument("--flag", action="append", default=[], help="one more flag for hostwatch ship (repeatable)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="hw-shipbench-"))
@@ -167,40 +207,48 @@ def main() -> int:
                               "--kafka-port", str(kport), "--elasticsearch-port", str(eport)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     bootstrap = f"127.0.0.1:{kport}"
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, list[dict[str, float]]] = {}
+    names = [n for n in ("hostwatch", "rsyslog") if args.only in (None, n)]
     try:
         wait_port(kport)
         log = work / "containers" / CID / f"{CID}-json.log"
         size = write_log(log, args.lines)
         print(f"{args.lines} lines, {size / 1e6:.1f} MB, into noida-db at {bootstrap}", flush=True)
-        hw = [str(Path(sys.executable).with_name("hostwatch")), "ship", "--kafka.brokers", bootstrap,
-              "--kafka.topic", "bench-hostwatch", "--docker.logs-glob", str(log), "--state.dir", str(work / "hw"),
-              "--forward.enabled", "false", "--gelf.enabled", "false", "--web.listen-address", "127.0.0.1:0"]
-        if args.only != "rsyslog":
-            results["hostwatch"] = measure("hostwatch", hw, bootstrap, "bench-hostwatch", args.lines,
-                                           log=work / "hostwatch.log")
-        if args.only != "hostwatch":
-            rs = work / "rsyslog"
-            (rs / "work").mkdir(parents=True)
-            conf = rs / "rsyslog.conf"
-            conf.write_text(RSYSLOG_CONF.format(work=rs / "work", file=log, bootstrap=bootstrap,
-                                                topic="bench-rsyslog"))
-            cmd = [shutil.which("rsyslogd") or "/usr/sbin/rsyslogd", "-n", "-f", str(conf), "-i", str(rs / "pid")]
-            results["rsyslog"] = measure("rsyslog", cmd, bootstrap, "bench-rsyslog", args.lines,
-                                         env=rsyslog_env(rs), log=work / "rsyslog.log")
+        print(f"{'':19} " + " ".join(f"{title:>12}" for title, _, _ in COLUMNS))
+        for run in range(args.repeat):
+            for name in names:
+                topic = f"bench-{name}-{run}"
+                if name == "hostwatch":
+                    cmd = [str(Path(sys.executable).with_name("hostwatch")), "ship", "--kafka.brokers", bootstrap,
+                           "--kafka.topic", topic, "--docker.logs-glob", str(log), "--state.dir",
+                           str(work / f"hw-{run}"), "--forward.enabled", "false", "--gelf.enabled", "false",
+                           "--web.listen-address", "127.0.0.1:0", *args.flag]
+                    r = measure(name, cmd, bootstrap, topic, args.lines, log=work / f"hostwatch-{run}.log")
+                else:
+                    rs = work / f"rsyslog-{run}"
+                    (rs / "work").mkdir(parents=True)
+                    conf = rs / "rsyslog.conf"
+                    conf.write_text(RSYSLOG_CONF.format(work=rs / "work", file=log, bootstrap=bootstrap, topic=topic))
+                    cmd = [shutil.which("rsyslogd") or "/usr/sbin/rsyslogd", "-n", "-f", str(conf), "-i",
+                           str(rs / "pid")]
+                    r = measure(name, cmd, bootstrap, topic, args.lines, env=rsyslog_env(rs),
+                                log=work / f"rsyslog-{run}.log")
+                results.setdefault(name, []).append(r)
+                report(f"run {run + 1}", name, r)
     finally:
         os.killpg(noida.pid, signal.SIGTERM)  # the launcher runs the server as a child: stop the group
         noida.wait(20)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"{'':10} {'lines/s':>10} {'CPU us/line':>12} {'peak RSS MB':>12} {'seconds':>8}")
-    for name, r in results.items():
-        print(f"{name:10} {r['lines_per_s']:>10.0f} {r['cpu_us_per_line']:>12.2f} {r['rss_mb']:>12.1f} "
-              f"{r['seconds']:>8.2f}")
-    if len(results) == 2:
-        h, r = results["hostwatch"], results["rsyslog"]
+    medians = {name: {key: statistics.median(r[key] for r in runs) for _, key, _ in COLUMNS}
+               for name, runs in results.items()}
+    for name, m in medians.items():
+        report("median" if args.repeat > 1 else "", name, m)
+    if len(medians) == 2:
+        h, r = medians["hostwatch"], medians["rsyslog"]
         print(f"hostwatch / rsyslog: throughput {h['lines_per_s'] / r['lines_per_s']:.2f}x, "
-              f"CPU per line {h['cpu_us_per_line'] / r['cpu_us_per_line']:.2f}x")
+              f"CPU per line {h['cpu_us_per_line'] / r['cpu_us_per_line']:.2f}x "
+              f"(net of start-up {h['net_us_per_line'] / r['net_us_per_line']:.2f}x)")
     return 0
 
 

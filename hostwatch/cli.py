@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hostwatch.core.config import EXIT_USAGE as USAGE_ERROR
+from hostwatch.core.exits import EXIT_USAGE as USAGE_ERROR
 from hostwatch.core.paths import DATA_DIR
 
 
@@ -27,7 +27,7 @@ def build_parser(runtime_only: bool = False) -> Parser:
     parser = Parser(prog="hostwatch", description=(
         "Observability and log pipeline for container hosts: cAdvisor-compatible metrics, "
         "log shipping, alerting, and a minimal container runtime."))
-    parser.add_argument("--version", action="version", version=f"hostwatch {_version()}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
     if not runtime_only:
         _register_up(sub)
@@ -41,6 +41,15 @@ def _parser_for(argv: Sequence[str]) -> Parser:
     runtime = build_parser(runtime_only=True)
     verbs = next(a for a in runtime._actions if isinstance(a, argparse._SubParsersAction)).choices
     return runtime if argv and argv[0] in verbs else build_parser()
+
+
+class _Version(argparse.Action):
+    """--version, reading the installed version only when asked (importlib.metadata costs ~40 ms)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        print(f"hostwatch {_version()}")
+        parser.exit()
 
 
 def _version() -> str:

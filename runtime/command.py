@@ -38,7 +38,7 @@ def _cgroups():  # type: ignore[no-untyped-def]
 
 
 def _run(a: argparse.Namespace) -> int:
-    from hostwatch.core.config import EXIT_USAGE
+    from hostwatch.core.exits import EXIT_USAGE
     from runtime.run import RunOptions, UsageError, run
 
     command = list(a.command)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from hostwatch.core.cgroupfs import parse_cpuset
-from hostwatch.core.config import EXIT_USAGE
 from hostwatch.core.containers import ContainerState, Limits
+from hostwatch.core.exits import EXIT_USAGE
 from hostwatch.core.paths import CGROUP_PARENT, image_root
 from hostwatch.core.timefmt import rfc3339_nano
 from hostwatch.core.units import parse_cpus, parse_size

@@ -21,6 +21,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hostwatch.core.exits import EXIT_USAGE as EXIT_USAGE  # re-exported: commands import it from here
+
 T = TypeVar("T")
 
 
@@ -222,7 +224,6 @@ def _replace(obj: Any, path: list[str], value: Any, where: str) -> Any:
         raise ConfigError(f"{where}: {e}") from None
 
 
-EXIT_USAGE = 125  # a bad flag, config file or value: like the Docker CLI, for every hostwatch command
 
 
 def load_config(cls: type[T], args: argparse.Namespace) -> T:
