@@ -98,7 +98,7 @@ def test_detect_finds_the_hierarchies_mountinfo_lists(cg: CgroupsV1) -> None:
 
 
 def test_detect_takes_every_controller_the_runtime_limits(cg: CgroupsV1) -> None:
-    managed = {"cpu", "cpuacct", "memory", "pids", "cpuset", "blkio"}  # what `hostwatch run` limits/accounts
+    managed = {"cpu", "cpuacct", "memory", "pids", "cpuset", "blkio", "devices"}  # what `run` limits/accounts
     assert set(cg.mounts) == managed & set(_v1_mounts_in_mountinfo())
 
 
