@@ -132,7 +132,7 @@ def test_redelivery_overwrites_and_dead_letters_advance(kafka: NoidaDB, es_peer:
     produce(kafka.bootstrap, topic, values + values[:500])  # the first 500 delivered twice
     ix = IndexProcess(tmp_path, kafka.bootstrap, es_peer.es_url, topic, group).start()
     try:
-        es = Elasticsearch(es_peer.es_url)
+        es = Elasticsearch(es_peer.es_url, request_timeout=60)
         assert count(es, "dl", 2998) == 2998, ix.log.read_text()[-3000:]
         dead = [orjson.loads(r.value) for r in read_topic(kafka.bootstrap, f"{topic}-dead", 2, timeout=30)]
         assert len(dead) >= 2
@@ -156,13 +156,14 @@ def test_elasticsearch_outage_loses_nothing(kafka: NoidaDB, es_peer: NoidaDB, tm
     ix = IndexProcess(tmp_path, kafka.bootstrap, es_peer.es_url, topic, "ix-outage").start()
     try:
         produce(kafka.bootstrap, topic, [event(i, "outage") for i in range(0, 5000)])
-        es = Elasticsearch(es_peer.es_url)
+        es = Elasticsearch(es_peer.es_url, request_timeout=60)
         assert count(es, "outage", 5000) == 5000, ix.log.read_text()[-3000:]
         es_peer.stop()
         produce(kafka.bootstrap, topic, [event(i, "outage") for i in range(5000, 15000)])
         time.sleep(20)
         es_peer.start()
-        assert count(Elasticsearch(es_peer.es_url), "outage", 15000, timeout=90) == 15000, ix.log.read_text()[-3000:]
+        es = Elasticsearch(es_peer.es_url, request_timeout=60)
+        assert count(es, "outage", 15000, timeout=90) == 15000, ix.log.read_text()[-3000:]
         assert ix.proc is not None and ix.proc.poll() is None
     finally:
         ix.stop()
@@ -189,7 +190,7 @@ def test_two_indexers_share_partitions_and_take_over(tansu: Tansu, es_peer: Noid
         for i, v in enumerate(first):
             p.produce(topic, v, partition=i % 4)
         assert p.flush(30) == 0
-        es = Elasticsearch(es_peer.es_url)
+        es = Elasticsearch(es_peer.es_url, request_timeout=60)
         assert count(es, "grp", 8000) == 8000
         assert a.indexed() > 0 and b.indexed() > 0, (a.indexed(), b.indexed())  # the partitions were shared
         a.kill()

@@ -180,7 +180,7 @@ def test_whole_pipeline_survives_sigkills(noida: NoidaDB, hw: HW, tmp_path: Path
             time.sleep(0.5)
         es = Elasticsearch(noida.es_url, request_timeout=60)
         query = {"prefix": {"container.name": "w"}}
-        n = wait_count(es, pattern, query, CRASH_TOTAL, timeout=180)
+        n = wait_count(es, pattern, query, CRASH_TOTAL, timeout=420)
         time.sleep(3)
         assert es_count(es, pattern, query) == CRASH_TOTAL == n, (n, ship.log.read_text()[-2000:])
         seen: dict[str, int] = {}

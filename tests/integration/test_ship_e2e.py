@@ -79,9 +79,10 @@ def journal() -> Iterator[Journal]:
         yield j
 
 
-def ours_only(record: dict[str, Any], names: set[str]) -> bool:
+def ours_only(record: dict[str, Any], ids: set[str]) -> bool:
+    """This run's containers (by id: the module's journal still holds the other peer's run) and client."""
     if "container" in record:
-        return record["container"].get("name") in names
+        return record["container"].get("id") in ids
     return (record.get("fluent") or {}).get("tag") == "app.outside.line"  # FluentSender joins tag + label
 
 
@@ -118,7 +119,7 @@ def test_every_driver_and_fluent_logger_arrive_exactly(kafka: Any, journal: Jour
         while True:  # the journal adds its own entries ("Journal started"): count ours
             raw = read_topic(kafka.bootstrap, topic, None, idle=3)
             records = [orjson.loads(r.value) | {"_partition": r.partition, "_key": r.key} for r in raw]
-            ours = [r for r in records if ours_only(r, set(ids))]
+            ours = [r for r in records if ours_only(r, set(ids.values()))]
             if len(ours) >= want or time.monotonic() > deadline:
                 break
         assert len(ours) == want, (len(ours), ship.log.read_text()[-3000:])

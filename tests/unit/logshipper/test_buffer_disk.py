@@ -506,3 +506,35 @@ def test_a_push_waits_for_the_window_only_so_long(tmp_path: Path, monkeypatch: p
 
     waited, events = run(body)
     assert 0.15 < waited < 5 and events == 16
+
+
+def test_behind_a_replay_or_a_large_spilled_backlog_pushes_do_not_wait(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waiting for the window is for a short catch-up only: after a restart (replay first) or an outage
+    (much spilled) a push goes to disk at once, or intake would crawl until the backlog is gone."""
+    monkeypatch.setattr(disk, "CACHE_BYTES", 2000)
+    monkeypatch.setattr(disk, "WINDOW_WAIT", 30.0)
+
+    async def fill() -> None:
+        buf = open_disk(tmp_path)
+        await buf.open()
+        for i in range(10):
+            await buf.push(batch(f"old{i}", n=5))
+        await buf.close()
+
+    async def body() -> tuple[float, list[str]]:
+        buf = open_disk(tmp_path)
+        buf.keep_in_window = lambda: True
+        await buf.open()
+        started = asyncio.get_running_loop().time()
+        for i in range(10):
+            await buf.push(batch(f"new{i}", n=5))  # behind the replay, then behind its own spilled ones
+        waited = asyncio.get_running_loop().time() - started
+        tags = [tag_of(b) for b in await drain(buf)]
+        await buf.close()
+        return waited, tags
+
+    run(fill)
+    waited, tags = run(body)
+    assert waited < 5
+    assert tags == [f"old{i}" for i in range(10)] + [f"new{i}" for i in range(10)]
