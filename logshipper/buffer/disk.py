@@ -8,10 +8,11 @@ long broker outage (file format: logshipper.buffer.segments).
   batch (its ack) stays in memory and the batch is read back from its segment (READ_AHEAD_BYTES at
   a time, in a worker thread). Memory stays bounded whatever the backlog.
 - While `keep_in_window()` says the consumer is taking batches as fast as the CPU lets it (the sink is
-  not waiting for the broker), a push that does not fit the window (or would queue behind spilled
-  batches) waits for it, up to WINDOW_WAIT, instead of spilling: on a busy CPU, intake running ahead
-  of a sink that only needs the CPU would just pay to read every batch back. While the sink waits for
-  the broker (down or slow), pushes spill at once.
+  not waiting for the broker), a push that does not fit the window waits for room (up to WINDOW_WAIT)
+  instead of spilling, as long as what is ahead of it in memory and spilled is no more than a window
+  (a short wait): on a busy CPU, intake running ahead of a sink that only needs the CPU would just pay
+  to read every batch back. While the sink waits for the broker (down or slow), behind a larger
+  spilled backlog, or during a replay, pushes spill at once.
 - The bound (buffer.max_bytes) counts record bytes, as the memory buffer's does; frames are compressed,
   so the segments on disk take less.
 - release() frees the room and runs the ack at once; the durable position advances only over the
@@ -48,7 +49,7 @@ log = logging.getLogger("hostwatch.logshipper.buffer")
 CACHE_BYTES = 4 << 20  # record bytes (batch.nbytes) of pushed batches kept in memory for pop()
 READ_AHEAD_BYTES = 1 << 20  # record bytes decoded from a segment per worker-thread call (frames are smaller)
 READ_AHEAD_FRAME_BYTES = READ_AHEAD_BYTES // 4  # frame bytes read per call: compressed, they hold more
-WINDOW_WAIT = 1.0  # the longest a push waits for window room before it spills anyway
+WINDOW_WAIT = 0.5  # the longest a push waits for window room before it spills anyway
 WINDOW_POLL = 0.01  # how often a waiting push looks at keep_in_window() again
 WRITE_RETRY_SECONDS = 1.0
 REASON_CORRUPT = "buffer_corrupt"
@@ -89,6 +90,7 @@ class DiskBuffer:
         self._cache: deque[_Frame] = deque()
         self._cache_bytes = 0
         self._spilled: deque[_Spilled] = deque()
+        self._spilled_bytes = 0
         self._readahead: deque[_Frame] = deque()
         self._ready = asyncio.Event()
         self._window_freed = asyncio.Event()
@@ -171,6 +173,7 @@ class DiskBuffer:
             self._cache_bytes += batch.nbytes
         else:
             self._spilled.append((batch.ack, batch.oldest_ns, self._wseg, self._woff, batch.nbytes, len(batch)))
+            self._spilled_bytes += batch.nbytes
         self._ready.set()
 
     async def _window_room(self, nbytes: int) -> None:
@@ -178,7 +181,8 @@ class DiskBuffer:
         if keep is None:
             return
         deadline = asyncio.get_running_loop().time() + WINDOW_WAIT
-        while ((self._spilled or (self._cache and self._cache_bytes + nbytes > CACHE_BYTES)) and keep()
+        while (self._cache_bytes + self._spilled_bytes + nbytes > CACHE_BYTES >= self._spilled_bytes
+               and (self._cache or self._spilled) and self._cursor[0] >= self._first_new and keep()
                and asyncio.get_running_loop().time() < deadline and not self._room.closed):
             self._window_freed.clear()
             try:
@@ -282,7 +286,8 @@ class DiskBuffer:
                 return
             for frame in frames:
                 if spilled:
-                    ack, _, s_seg, s_end, _, _ = self._spilled.popleft()
+                    ack, _, s_seg, s_end, s_bytes, _ = self._spilled.popleft()
+                    self._spilled_bytes -= s_bytes
                     if (s_seg, s_end) != (frame.seg, frame.end):
                         raise AssertionError(f"disk buffer: spilled entry {s_seg}:{s_end} read back as "
                                              f"{frame.seg}:{frame.end}")
@@ -314,6 +319,7 @@ class DiskBuffer:
         if spilled:
             while self._spilled and self._spilled[0][2] == seg and self._spilled[0][3] <= end:
                 entry = self._spilled.popleft()
+                self._spilled_bytes -= entry[4]
                 nbytes += entry[4]
                 events += entry[5]
         else:

@@ -13,9 +13,10 @@ task that reads its files oldest first (deleted ones, then `.N` ... `.1`, then t
 - deletion: the descriptor stays open until the file is read to its end and idle for `remove_after`.
 Positions are committed only in batch acks (in read order, OrderedCommitter), a Docker partial line
 holding back the commit at its first piece until it is complete, and persisted atomically at most every
-`checkpoint_interval` as (fingerprint, path, offset). Blocking work runs in two worker threads; at most
-READ_AHEAD_BATCHES batches are read and not yet taken by `emit`, which bounds memory and passes on
-backpressure.
+`checkpoint_interval` as (fingerprint, path, offset). Blocking work (scanning and reading, in
+docker_json_files) runs in two worker threads; at most READ_AHEAD_BATCHES batches are read and not yet
+taken by `emit`, which bounds memory and passes on backpressure. A chunk of ordinary lines is emitted as
+a LineBatch (columns, codecs.dockerjson_lines), anything else as LogEvents.
 """
 
 from __future__ import annotations
