@@ -103,7 +103,7 @@ def test_tcp_messages_are_nul_framed_uncompressed_json() -> None:
 
     def serve() -> None:
         conn, _ = server.accept()
-        conn.settimeout(5)
+        conn.settimeout(30)
         with conn:
             while received.count(b"\0") < 3:
                 data = conn.recv(65536)
@@ -117,8 +117,8 @@ def test_tcp_messages_are_nul_framed_uncompressed_json() -> None:
     drv = create("gelf", make_info(**{"gelf-address": address}))
     for text in (b"first", b'with "quotes" and <tags>', b"x" * 5000):
         drv.log(LogMessage(text, "stdout", TS))
-    t.join(10)
-    drv.close()
+    drv.close()  # flushes what the driver still holds, then the receiver has all three frames
+    t.join(30)
     server.close()
     frames = bytes(received).split(b"\0")
     assert frames[-1] == b"" and len(frames) == 4
