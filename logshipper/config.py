@@ -30,9 +30,9 @@ DEFAULT_BUFFER_SYNC_INTERVAL = 0.2
 DEFAULT_KAFKA_COMPRESSION = "lz4"
 DEFAULT_KAFKA_LINGER_MS = 5
 # an in-flight event is held once, by librdkafka (the sink drops its own copy once produced): ~0.8 KB
-# each, so this bounds ~16 MB. Into a busy noida-db, 10k in flight often waited for acks, and the disk
-# buffer then spilled (read back later); 20k rarely did (bench/shipper_throughput.py)
-DEFAULT_KAFKA_MAX_IN_FLIGHT_EVENTS = 20_000
+# each, so this bounds ~8 MB. Measured into noida-db (bench/shipper_throughput.py): 10k and 20k gave the
+# same lines/s and CPU per line; with the broker stalled, 20k peaked ~10 MB higher.
+DEFAULT_KAFKA_MAX_IN_FLIGHT_EVENTS = 10_000
 DEFAULT_KAFKA_RETRY_BACKOFF_MS = 100
 DEFAULT_KAFKA_RETRY_BACKOFF_MAX_MS = 5_000
 DEFAULT_KAFKA_FLUSH_TIMEOUT = 10.0
