@@ -14,15 +14,12 @@ import json
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TextIO
-
-import yaml
 
 from alerting.oncall.config import ONCALL_KEYS, OnCallConfig, parse_oncall
 from alerting.oncall.rotation import from_ns
 from alerting.oncall.schedule import OnCallNow, Schedule
-from hostwatch.core.config import EXIT_USAGE, ConfigError
+from hostwatch.core.config import EXIT_USAGE, ConfigError, read_yaml
 from hostwatch.core.timefmt import parse_duration, parse_rfc3339_ns
 
 VERB = "who-is-on-call"
@@ -34,16 +31,7 @@ Loader = Callable[[str], OnCallConfig]
 
 def load_oncall(path: str) -> OnCallConfig:
     """The on-call sections of an Alertmanager file (the core may pass a loader that checks it all)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read: {e.strerror or e}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: invalid YAML{where}: {getattr(e, 'problem', None) or e}") from None
+    data = read_yaml(path)
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: the file must be a mapping")
     return parse_oncall({k: v for k, v in (data or {}).items() if k in ONCALL_KEYS}, path)

@@ -145,6 +145,11 @@ def from_mapping(cls: type[T], data: Mapping[str, Any] | None, source: str = "<c
 
 
 def load_file(cls: type[T], path: str | Path) -> T:
+    return from_mapping(cls, read_yaml(path), str(path))
+
+
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file's data; a missing file or bad YAML is one ConfigError line naming the file."""
     import yaml
 
     try:
@@ -157,7 +162,7 @@ def load_file(cls: type[T], path: str | Path) -> T:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}: invalid YAML{where}: {getattr(e, 'problem', None) or e}") from None
-    return from_mapping(cls, data, str(path))
+    return data
 
 
 def _leaves(cls: type, prefix: str = "") -> list[tuple[str, Any, dataclasses.Field[Any]]]:
