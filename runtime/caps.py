@@ -124,11 +124,10 @@ def keep_caps(on: bool) -> None:
 
 
 def capset(effective: int, permitted: int, inheritable: int) -> None:
-    import platform
 
-    nr = _SYS_CAPSET.get(platform.machine())
+    nr = _SYS_CAPSET.get(os.uname().machine)
     if nr is None:
-        raise OSError(f"capset: unsupported architecture {platform.machine()}")
+        raise OSError(f"capset: unsupported architecture {os.uname().machine}")
     header = ctypes.create_string_buffer(struct.pack("Ii", _LINUX_CAPABILITY_VERSION_3, 0))
     data = ctypes.create_string_buffer(struct.pack(
         "IIIIII", effective & 0xFFFFFFFF, permitted & 0xFFFFFFFF, inheritable & 0xFFFFFFFF,

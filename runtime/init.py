@@ -1,4 +1,4 @@
-"""What the container's PID 1 does between fork and exec: namespaces, mounts, hostname, user."""
+"""What the container's PID 1 does between unsharing its namespaces and exec: mounts, hostname, user."""
 
 from __future__ import annotations
 
@@ -7,18 +7,10 @@ import socket
 
 from hostwatch.core.containers import ContainerState
 from runtime import mounts
-from runtime import namespaces as ns
 from runtime.confine import User, resolve_user
 from runtime.network import bring_up_loopback
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def unshare_namespaces(state: ContainerState) -> None:
-    flags = ns.CLONE_NEWNS | ns.CLONE_NEWUTS | ns.CLONE_NEWIPC
-    if state.network.get("mode") != "host":
-        flags |= ns.CLONE_NEWNET
-    ns.unshare(flags)
 
 
 def container_env(state: ContainerState, home: str = "/root") -> dict[str, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
@@ -29,6 +28,12 @@ _libc = ctypes.CDLL("libc.so.6", use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
+
+
+def container_flags(host_network: bool) -> int:
+    """The namespaces a container's PID 1 unshares once it is in its own pid namespace."""
+    flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC
+    return flags if host_network else flags | CLONE_NEWNET
 
 
 def _check(ret: int, what: str) -> None:
@@ -67,7 +72,7 @@ def set_child_subreaper() -> None:
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    nr = _SYS_PIVOT_ROOT.get(platform.machine())
+    nr = _SYS_PIVOT_ROOT.get(os.uname().machine)
     if nr is None:
-        raise OSError(f"pivot_root: unsupported architecture {platform.machine()}")
+        raise OSError(f"pivot_root: unsupported architecture {os.uname().machine}")
     _check(_libc.syscall(nr, new_root.encode(), put_old.encode()), "pivot_root")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import signal
 import sys
 from dataclasses import dataclass, field
@@ -198,7 +197,8 @@ def _name(o: RunOptions, store: StateStore) -> str:
         return o.name
     taken = {s.name for s in store.list()}
     while True:
-        name = f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}_{secrets.token_hex(2)}"
+        a, n = int.from_bytes(os.urandom(4)), int.from_bytes(os.urandom(4))  # not secrets: ~5 ms of every start
+        name = f"{_ADJECTIVES[a % len(_ADJECTIVES)]}_{_NOUNS[n % len(_NOUNS)]}_{os.urandom(2).hex()}"
         if name not in taken:
             return name
 

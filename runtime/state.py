@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,7 +60,7 @@ class StateStore:
 
     def new_id(self) -> str:
         while True:
-            cid = secrets.token_hex(32)
+            cid = os.urandom(32).hex()
             if not cid[:12].isdigit() and not self.dir(cid).exists():
                 return cid
 

@@ -2,7 +2,7 @@
 
 cg = detect()
 cg.create("/hostwatch/<id>", Limits(memory=64 << 20))
-cg.add_process("/hostwatch/<id>", pid)
+cg.add_process("/hostwatch/<id>", pid)   # or, from a freshly forked child: cg.join("/hostwatch/<id>")
 ...
 cg.remove("/hostwatch/<id>")
 

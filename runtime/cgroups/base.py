@@ -69,6 +69,12 @@ class Cgroups(ABC):
         """Move `pid` (the whole thread group) into `rel` in every hierarchy."""
 
     @abstractmethod
+    def join(self, rel: str) -> None:
+        """Move the calling process into `rel` in every hierarchy. The caller must be single-threaded
+        (a freshly forked child): on v1 it moves itself as a thread, which skips the kernel's global
+        threadgroup lock and so the RCU grace period (~15 ms) a pid written from outside waits for."""
+
+    @abstractmethod
     def pids(self, rel: str) -> list[int]:
         """Sorted PIDs in `rel` and its descendants, in any hierarchy; [] when it does not exist."""
 
@@ -260,6 +266,15 @@ class TreeCgroups(Cgroups):
                 write_file(d / PROCS, str(pid))
             except CgroupError as e:
                 raise CgroupError(f"cannot add pid {pid} to cgroup {rel}: {e}") from e
+
+    join_file: str = PROCS  # v2: "0" in cgroup.procs is the caller's whole process
+
+    def join(self, rel: str) -> None:
+        for d in self.dirs(rel):
+            try:
+                write_file(d / self.join_file, "0")
+            except CgroupError as e:
+                raise CgroupError(f"cannot join cgroup {rel}: {e}") from e
 
     def pids(self, rel: str) -> list[int]:
         found: set[int] = set()

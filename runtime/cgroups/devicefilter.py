@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 import struct
 from collections.abc import Sequence
 from pathlib import Path
@@ -104,9 +103,9 @@ def program(rules: Sequence[DeviceRule]) -> bytes:
 
 
 def _bpf(cmd: int, attr: bytes) -> int:
-    nr = _SYS_BPF.get(platform.machine())
+    nr = _SYS_BPF.get(os.uname().machine)
     if nr is None:
-        raise OSError(f"bpf: unsupported architecture {platform.machine()}")
+        raise OSError(f"bpf: unsupported architecture {os.uname().machine}")
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     buf = ctypes.create_string_buffer(attr, len(attr))
     ret = int(libc.syscall(nr, cmd, buf, len(attr)))

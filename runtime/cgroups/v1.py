@@ -66,6 +66,7 @@ def v1_settings(limits: Limits) -> list[Setting]:
 
 class CgroupsV1(TreeCgroups):
     version = 1
+    join_file = "tasks"  # "0" moves the calling thread without cgroup_threadgroup_rwsem (see join)
 
     def __init__(self, mounts: Mapping[str, Path], fs: CgroupFS | None = None, sys_block: Path = SYS_BLOCK) -> None:
         """`mounts`: controller name -> mount point of its hierarchy (see mountinfo); `sys_block`:

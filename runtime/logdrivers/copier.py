@@ -14,7 +14,7 @@ Rules reproduced from copier.go (its buffer is 16 KiB):
 
 from __future__ import annotations
 
-import secrets
+import os
 import time
 from collections.abc import Callable
 
@@ -26,7 +26,7 @@ DEFAULT_MAX_LINE = 16 * 1024  # moby defaultBufSize
 def random_id() -> str:
     """moby stringid.GenerateRandomID: 64 hex chars whose 12-char prefix is not all digits."""
     while True:
-        value = secrets.token_hex(32)
+        value = os.urandom(32).hex()
         if not value[:12].isdigit():
             return value
 

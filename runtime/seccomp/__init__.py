@@ -11,7 +11,7 @@ which `runtime.seccomp.libseccomp` compiles into a filter. Everything a runtime 
 from __future__ import annotations
 
 import json
-import platform
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -37,11 +37,11 @@ class ProfileError(ValueError):
 
 
 def host_arch() -> str:
-    return _GO_ARCH.get(platform.machine(), platform.machine())
+    return _GO_ARCH.get(os.uname().machine, os.uname().machine)
 
 
 def kernel_version(release: str | None = None) -> tuple[int, int]:
-    match = re.match(r"(\d+)\.(\d+)", release or platform.release())
+    match = re.match(r"(\d+)\.(\d+)", release or os.uname().release)
     if not match:
         raise ProfileError(f"failed to parse kernel version {release!r}")
     return int(match[1]), int(match[2])

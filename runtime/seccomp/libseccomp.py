@@ -185,11 +185,10 @@ class _SockFprog(ctypes.Structure):
 def load_program(program: bytes, flags: list[str]) -> None:
     """Install an exported filter with seccomp(2), as libseccomp's seccomp_load would (without
     setting no_new_privs: the caller holds CAP_SYS_ADMIN or has set it)."""
-    import platform
 
-    nr = _SYS_SECCOMP.get(platform.machine())
+    nr = _SYS_SECCOMP.get(os.uname().machine)
     if nr is None or not program or len(program) % 8:
-        raise SeccompError(f"cannot load a seccomp program of {len(program)} bytes on {platform.machine()}")
+        raise SeccompError(f"cannot load a seccomp program of {len(program)} bytes on {os.uname().machine}")
     buf = ctypes.create_string_buffer(program, len(program))
     prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
     bits = 0

@@ -203,6 +203,19 @@ def test_add_process_writes_every_hierarchy(cg: CgroupsV1) -> None:
     assert {c: read(paths[c] / "cgroup.procs") for c in HIERARCHIES} == dict.fromkeys(HIERARCHIES, str(FAKE))
 
 
+def test_join_moves_the_caller_as_a_thread_in_every_hierarchy(cg: CgroupsV1) -> None:
+    """"0" in tasks, not cgroup.procs: the kernel then skips the threadgroup lock's RCU grace period."""
+    cg.create(REL, Limits())
+    cg.join(REL)
+    paths = cg.paths(REL)
+    assert {c: read(paths[c] / "tasks") for c in HIERARCHIES} == dict.fromkeys(HIERARCHIES, "0")
+
+
+def test_join_a_missing_cgroup_fails_naming_it(cg: CgroupsV1) -> None:
+    with pytest.raises(CgroupError, match=f"cannot join cgroup {REL}"):
+        cg.join(REL)
+
+
 def test_oom_killed_reads_memory_oom_control(cg: CgroupsV1) -> None:
     cg.create(REL, Limits(memory=16 << 20))
     assert not cg.oom_killed(REL)

@@ -184,6 +184,12 @@ def test_add_process_to_missing_cgroup_fails(cg: CgroupsV2) -> None:
         cg.add_process(REL, FAKE)
 
 
+def test_join_writes_zero_to_cgroup_procs(cg: CgroupsV2, root: Path) -> None:
+    cg.create(REL, Limits())
+    cg.join(REL)
+    assert read(root / "hostwatch" / CID / "cgroup.procs") == "0"
+
+
 def test_oom_killed_reads_memory_events(cg: CgroupsV2, root: Path) -> None:
     assert not cg.oom_killed(REL)  # not created yet
     cg.create(REL, Limits(memory=16 << 20))
