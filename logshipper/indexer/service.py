@@ -201,7 +201,8 @@ class Indexer:
         t0 = time.perf_counter()
         try:
             results = list(helpers.streaming_bulk(
-                self.es, chunk,  # type: ignore[arg-type]  # Docs, expanded by `expand` chunk_size=len(chunk), max_chunk_bytes=self.config.bulk.max_bytes * 2,
+                self.es, chunk,  # type: ignore[arg-type]  # Docs, expanded by `expand`
+                chunk_size=len(chunk), max_chunk_bytes=self.config.bulk.max_bytes * 2,  # one request: _chunks sized it
                 raise_on_error=False, raise_on_exception=True, expand_action_callback=expand,  # type: ignore[arg-type]
                 yield_ok=True))
         except (TransportError, ApiError) as e:
