@@ -6,12 +6,15 @@ way a component only provides objects with prometheus_client's `collect()`.
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.metrics_core import Metric
 
 
@@ -40,35 +43,70 @@ def registry_of(collectors: Sequence[Collector]) -> CollectorRegistry:
     return reg
 
 
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        pass
+
+
+class _Server4(ThreadingWSGIServer):
+    address_family = socket.AF_INET
+
+
+class _Server6(ThreadingWSGIServer):
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)  # ":port" also takes IPv4
+        super().server_bind()
+
+
 class TelemetryServer:
-    """/metrics (text or OpenMetrics, as negotiated) and /healthz on its own listener."""
+    """/metrics (text or OpenMetrics, as negotiated) and /healthz on its own listener.
+
+    prometheus_client's WSGI app on its threading server, not aiohttp: importing aiohttp (which builds
+    its TLS contexts at import) was ~100 ms of CPU at every `hostwatch ship` start. Collectors run in
+    the server's threads, as they do in the exporter's worker threads inside `hostwatch up`.
+    """
 
     def __init__(self, listen_address: str, collectors: Sequence[Collector]) -> None:
         self.listen_address = listen_address
         self.registry = registry_of(collectors)
-        self.runner: web.AppRunner | None = None
+        self.server: ThreadingWSGIServer | None = None
+        self._thread: threading.Thread | None = None
 
-    async def _metrics(self, request: web.Request) -> web.Response:
-        encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-        return web.Response(body=encoder(self.registry), headers={"Content-Type": content_type})
+    def _app(self) -> Any:
+        metrics = make_wsgi_app(self.registry)
 
-    async def _healthz(self, request: web.Request) -> web.Response:
-        return web.Response(text="ok\n")
+        def app(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") == "/healthz":
+                start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
+                return [b"ok\n"]
+            return metrics(environ, start_response)  # type: ignore[no-any-return]
+
+        return app
 
     async def start(self) -> None:
         host, port = parse_listen_address(self.listen_address)
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/healthz", self._healthz)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, host, port, reuse_address=True).start()
+        app = self._app()
+        if host is None:  # every interface: dual-stack where the host has IPv6
+            try:
+                self.server = make_server("::", port, app, _Server6, handler_class=_QuietHandler)
+            except OSError:
+                self.server = make_server("0.0.0.0", port, app, _Server4, handler_class=_QuietHandler)
+        else:
+            family = _Server6 if ":" in host else _Server4
+            self.server = make_server(host, port, app, family, handler_class=_QuietHandler)
+        self.server.daemon_threads = True
+        self._thread = threading.Thread(target=self.server.serve_forever, name="hostwatch-telemetry",
+                                        daemon=True)
+        self._thread.start()
 
     @property
     def addresses(self) -> list[Any]:
-        return list(self.runner.addresses) if self.runner is not None else []
+        return [self.server.server_address[:2]] if self.server is not None else []
 
     async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
+        if self.server is not None:
+            await asyncio.to_thread(self.server.shutdown)
+            self.server.server_close()
+            self.server = None
