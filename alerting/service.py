@@ -41,6 +41,7 @@ from alerting.silences import ACTIVE, EXPIRED, PENDING, Silences
 from alerting.state import REPLAY_RESOLVED_MAX_NS, ReplicatedState
 from alerting.store import AlertStore
 from alerting.web import WebUI
+from hostwatch.core.addresses import parse_listen_address as core_parse_listen_address
 from hostwatch.core.config import ConfigError
 
 log = logging.getLogger("hostwatch.alerting")
@@ -61,10 +62,10 @@ receivers:
 
 
 def parse_listen_address(addr: str) -> tuple[str | None, int]:
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ConfigError(f"--web.listen-address {addr!r}: expected [host]:port")
-    return (host.strip("[]") or None), int(port)
+    try:
+        return core_parse_listen_address(addr, "--web.listen-address")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 class AlertingService:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.groups import DEFAULT_DISABLED, resolve_disabled
+from hostwatch.core.addresses import parse_listen_address as core_parse_listen_address
 from hostwatch.core.paths import DOCKER_CONTAINERS, STATE_ROOT
 
 DEFAULT_LISTEN_ADDRESS = ":9100"
@@ -118,11 +119,7 @@ def split_list(value: str | Any) -> tuple[str, ...]:
 
 def parse_listen_address(addr: str) -> tuple[str | None, int]:
     """`:9100` -> (None = all interfaces, 9100); `127.0.0.1:0`; `[::1]:9100`."""
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"--web.listen-address {addr!r}: expected [host]:port")
-    host = host.strip("[]")
-    return (host or None), int(port)
+    return core_parse_listen_address(addr, "--web.listen-address")
 
 
 _TRUE = {"1", "t", "true", "yes", "on"}

@@ -153,9 +153,9 @@ def _up(a: argparse.Namespace) -> int:
     from alerting.settings import AlertingConfig
     from exporter.config import ExporterConfig
     from exporter.server import ExporterService
+    from hostwatch.core.addresses import url_for
     from hostwatch.core.config import apply_flags, with_values
     from hostwatch.core.paths import DOCKER_CONTAINERS
-    from hostwatch.core.telemetry import url_for
     from hostwatch.embedded import EmbeddedNoida
     from hostwatch.up import NamedService, Up
     from logshipper.config import ShipperConfig

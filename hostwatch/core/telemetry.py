@@ -17,23 +17,13 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.metrics_core import Metric
 
+from hostwatch.core.addresses import parse_listen_address, url_for
+
+__all__ = ["Collector", "TelemetryServer", "parse_listen_address", "registry_of", "url_for"]
+
 
 class Collector(Protocol):
     def collect(self) -> Iterable[Metric]: ...
-
-
-def parse_listen_address(addr: str) -> tuple[str | None, int]:
-    """`:9100` -> (None = all interfaces, 9100); `127.0.0.1:0`; `[::1]:9100`."""
-    host, sep, port = addr.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"listen address {addr!r}: expected [host]:port")
-    host = host.strip("[]")
-    return (host or None), int(port)
-
-
-def url_for(addr: str, path: str = "") -> str:
-    host, port = parse_listen_address(addr)
-    return f"http://{host or 'localhost'}:{port}{path}"
 
 
 def registry_of(collectors: Sequence[Collector]) -> CollectorRegistry:

@@ -34,9 +34,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
 
+from hostwatch.core.addresses import parse_listen_address
 from hostwatch.core.config import ConfigError
 from hostwatch.core.events import FLUENT_FORWARD, Batch, LogEvent
-from hostwatch.core.telemetry import parse_listen_address
 from logshipper.codecs.forward import AUTH, OVERSIZED, Limits, Occurrences, decode_frame
 from logshipper.codecs.forward_auth import check_ping, helo, parse_users, pong
 from logshipper.codecs.forward_framing import HEARTBEAT_REPLY, FrameReader, ack

@@ -26,8 +26,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from hostwatch.core.addresses import parse_listen_address
 from hostwatch.core.events import Batch, LogEvent
-from hostwatch.core.telemetry import parse_listen_address
 from logshipper.codecs.gelf import GelfDecoder
 from logshipper.codecs.gelf_framing import CHUNK_INCOMPLETE, OVERSIZED, GelfError, NullFramer
 from logshipper.config import GelfConfig
