@@ -133,7 +133,9 @@ class KafkaLog:
                 if target is not None and position >= target:
                     self._caught_up.set()
             try:
-                msgs = self._consumer.consume(num_messages=1000, timeout=0.05)
+                # poll returns at the first record; consume(n, t) would hold every record up to t to fill n
+                first = self._consumer.poll(0.05)
+                msgs = [] if first is None else [first, *self._consumer.consume(num_messages=999, timeout=0)]
             except Exception as e:  # noqa: BLE001 - a closed consumer at stop
                 if self._stop.is_set():
                     return
