@@ -29,9 +29,7 @@ import contextlib
 import logging
 import os
 import socket
-import time
 from collections import deque
-from collections.abc import Callable
 from typing import Any, cast
 
 from hostwatch.core.addresses import parse_listen_address
@@ -43,6 +41,7 @@ from logshipper.codecs.forward_framing import HEARTBEAT_REPLY, FrameReader, ack
 from logshipper.codecs.forward_partial import Joined, PartialAssembler
 from logshipper.config import DEFAULT_MAX_MESSAGE_BYTES, ForwardConfig
 from logshipper.sources.base import Emit
+from logshipper.sources.complaints import Complaints
 from logshipper.telemetry import ShipperMetrics
 
 log = logging.getLogger(__name__)
@@ -54,27 +53,7 @@ DRAIN_TIMEOUT = 30.0  # seconds a lost stream's connection waits to send the ack
 STOP_TIMEOUT = 2.0  # seconds stop() lets connections hand their last events on
 MAX_INVALID_IN_A_ROW = 64  # wrong-shaped messages in a row: the peer speaks something else; hang up
 BIND_ATTEMPTS = 20  # port 0: a free TCP port whose UDP twin is taken is retried
-COMPLAINT_INTERVAL = 60.0
 HEARTBEAT_MAX_BYTES = 128  # a heartbeat is one byte; larger datagrams are no heartbeat, not answered
-
-
-class _Complaints:
-    """Logs the first rejection of each reason, then at most one line per reason per interval."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._last: dict[str, float] = {}
-        self._quiet: dict[str, int] = {}
-
-    def __call__(self, reason: str, detail: str) -> None:
-        now = self._clock()
-        last = self._last.get(reason)
-        if last is not None and now - last < COMPLAINT_INTERVAL:
-            self._quiet[reason] = self._quiet.get(reason, 0) + 1
-            return
-        self._last[reason] = now
-        more = self._quiet.pop(reason, 0)
-        log.warning("fluent_forward: rejected (%s): %s%s", reason, detail, f" (and {more} more since)" if more else "")
 
 
 class _Chunk:
@@ -155,7 +134,7 @@ class FluentForwardSource:
         if self.users and config.shared_key is None:
             raise ConfigError("forward.users needs forward.shared_key (logins travel in the shared-key handshake)")
         self.self_hostname = config.self_hostname or socket.gethostname()
-        self.complain = _Complaints()
+        self.complain = Complaints("fluent_forward", log)
         self.received = metrics.received.labels(NAME)
         self.emit: Emit | None = None
         self.stopping = False

@@ -32,6 +32,7 @@ from logshipper.codecs.gelf import GelfDecoder
 from logshipper.codecs.gelf_framing import CHUNK_INCOMPLETE, OVERSIZED, GelfError, NullFramer
 from logshipper.config import GelfConfig
 from logshipper.sources.base import Emit
+from logshipper.sources.complaints import Complaints
 from logshipper.telemetry import ShipperMetrics
 
 log = logging.getLogger(__name__)
@@ -44,31 +45,11 @@ UDP_DRAIN = 512  # datagrams read per wake-up at most, so TCP connections and ti
 EXPIRE_INTERVAL = 1.0  # seconds between sweeps for timed-out chunked messages (at most)
 STOP_FLUSH_SECONDS = 2.0  # how long stop() lets queued UDP events drain into the pipeline
 BIND_ATTEMPTS = 20  # port 0: a free UDP port whose TCP twin is taken is retried
-COMPLAINT_INTERVAL = 60.0  # seconds between log lines about one rejection reason
 QUEUE_FULL = "queue_full"
 SHUTDOWN = "shutdown"
 EMIT_FAILED = "emit_failed"
 INTERNAL = "internal"
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # Linux's value; Python does not export it
-
-
-class _Complaints:
-    """Logs the first rejection of each reason, then at most one line per reason per interval."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._last: dict[str, float] = {}
-        self._quiet: dict[str, int] = {}
-
-    def __call__(self, reason: str, detail: str) -> None:
-        now = self._clock()
-        last = self._last.get(reason)
-        if last is not None and now - last < COMPLAINT_INTERVAL:
-            self._quiet[reason] = self._quiet.get(reason, 0) + 1
-            return
-        self._last[reason] = now
-        more = self._quiet.pop(reason, 0)
-        log.warning("gelf: rejected, %s%s", detail, f" (and {more} more {reason} since)" if more else "")
 
 
 def _bind(family: int, kind: int, addr: Any, rcvbuf: int = 0) -> socket.socket:
@@ -96,7 +77,7 @@ class GelfSource:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._config = config
         self._metrics = metrics
-        self._complain = _Complaints(clock)
+        self._complain = Complaints("gelf", log, clock)
         self.decoder = GelfDecoder(max_message_bytes=max_message_bytes, chunk_timeout=config.chunk_timeout,
                                    max_pending_messages=config.max_pending_messages,
                                    max_pending_bytes=config.max_pending_bytes, clock=clock,
