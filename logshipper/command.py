@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import gc
 import logging
-import signal
 import sys
 
 from hostwatch.core.config import EXIT_USAGE, ConfigError, add_config_flags, load_config
@@ -43,31 +42,12 @@ def run_ship(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: ShipperConfig, listen_address: str) -> int:
-    from hostwatch.core.telemetry import TelemetryServer
+    from hostwatch.core.telemetry import serve_alone
     from logshipper.pipeline import Shipper
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     shipper = Shipper(config)
-    telemetry = TelemetryServer(listen_address, [shipper.metrics])
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-    try:
-        await shipper.start()
-        await telemetry.start()
-    except OSError as e:
-        await shipper.stop()
-        await telemetry.stop()
-        print(f"hostwatch ship: {e}", file=sys.stderr)
-        return 1
-    print(f"hostwatch ship: shipping to Kafka {','.join(config.kafka.brokers)} topic {config.kafka.topic}; "
-          f"metrics on {listen_address}", file=sys.stderr, flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await shipper.stop()
-        await telemetry.stop()
-    return 0
+    return await serve_alone("ship", shipper, [shipper.metrics], listen_address,
+                             f"shipping to Kafka {','.join(config.kafka.brokers)} topic {config.kafka.topic}")

@@ -7,9 +7,11 @@ way a component only provides objects with prometheus_client's `collect()`.
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
+import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
@@ -19,7 +21,8 @@ from prometheus_client.metrics_core import Metric
 
 from hostwatch.core.addresses import parse_listen_address, url_for
 
-__all__ = ["Collector", "TelemetryServer", "parse_listen_address", "registry_of", "url_for"]
+__all__ = ["Collector", "Service", "TelemetryServer", "parse_listen_address", "registry_of", "serve_alone",
+           "url_for"]
 
 
 class Collector(Protocol):
@@ -100,3 +103,35 @@ class TelemetryServer:
             await asyncio.to_thread(self.server.shutdown)
             self.server.server_close()
             self.server = None
+
+
+class Service(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+async def serve_alone(name: str, service: Service, collectors: Sequence[Collector], listen_address: str,
+                      banner: str, start_errors: tuple[type[BaseException], ...] = (OSError,),
+                      failed: Callable[[], bool] = lambda: False) -> int:
+    """`hostwatch <name>` on its own: start `service` and its /metrics, print `banner`, run until SIGINT or
+    SIGTERM, stop both. 1 (and one line) when either cannot start, or when `failed()` at the end."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    telemetry = TelemetryServer(listen_address, collectors)
+    try:
+        await service.start()
+        await telemetry.start()
+    except start_errors as e:
+        await service.stop()
+        await telemetry.stop()
+        print(f"hostwatch {name}: {e}", file=sys.stderr)
+        return 1
+    print(f"hostwatch {name}: {banner}; metrics on {listen_address}", file=sys.stderr, flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await service.stop()
+        await telemetry.stop()
+    return 1 if failed() else 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 
 from hostwatch.core.config import EXIT_USAGE, ConfigError, add_config_flags, load_config
@@ -41,28 +40,11 @@ def run_index(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: IndexerConfig, listen_address: str) -> int:
-    from hostwatch.core.telemetry import TelemetryServer
+    from hostwatch.core.telemetry import serve_alone
     from logshipper.indexer.service import Indexer
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     indexer = Indexer(config)
-    telemetry = TelemetryServer(listen_address, [indexer.metrics])
-    try:
-        await indexer.start()
-        await telemetry.start()
-    except (OSError, RuntimeError) as e:
-        await indexer.stop()
-        await telemetry.stop()
-        print(f"hostwatch index: {e}", file=sys.stderr)
-        return 1
-    print(f"hostwatch index: {config.kafka.topic} -> {','.join(config.elasticsearch.hosts)} "
-          f"(group {config.kafka.group}); metrics on {listen_address}", file=sys.stderr, flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await indexer.stop()
-        await telemetry.stop()
-    return 0 if indexer.failure is None else 1
+    return await serve_alone("index", indexer, [indexer.metrics], listen_address,
+                             f"{config.kafka.topic} -> {','.join(config.elasticsearch.hosts)} "
+                             f"(group {config.kafka.group})", start_errors=(OSError, RuntimeError),
+                             failed=lambda: indexer.failure is not None)
