@@ -13,6 +13,8 @@ from exporter.discovery import Discovery, Meta, Target
 from exporter.readers import CgroupReader, procfs
 from hostwatch.core.cgroupfs import is_unlimited
 from hostwatch.core.paths import PROC_ROOT
+from hostwatch.core.units import binary_size
+from hostwatch.core.units import human_size as decimal_size  # docker stats' BlockIO and NetIO
 
 
 @dataclass
@@ -107,25 +109,6 @@ def to_row(prev: Sample | None, cur: Sample, machine_memory: int) -> Row:
         blk_write=cur.blk_write,
         pids=cur.pids,
     )
-
-
-def _human_size(n: float, base: int, units: tuple[str, ...], digits: int) -> str:
-    """Docker's go-units sizes: bytes as an integer, larger units to `digits` significant digits."""
-    if abs(n) < base:
-        return f"{int(n)}B"
-    for unit in units:
-        n /= base
-        if abs(n) < base or unit == units[-1]:
-            return f"{n:.{digits}g}{unit}"
-    raise AssertionError("unreachable")
-
-
-def binary_size(n: float) -> str:
-    return _human_size(n, 1024, ("KiB", "MiB", "GiB", "TiB"), 4)
-
-
-def decimal_size(n: float) -> str:
-    return _human_size(n, 1000, ("kB", "MB", "GB", "TB"), 3)
 
 
 def docker_fields(r: Row) -> dict[str, str]:
