@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -222,6 +223,49 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+class HostwatchProcess:
+    """A `hostwatch` command run as a user runs it, its output in `tmp/<name>.log`; stopped (SIGTERM, then
+    SIGKILL after 30 s) or killed by PID."""
+
+    def __init__(self, name: str, args: Sequence[str], tmp: Path, env: dict[str, str] | None = None) -> None:
+        self.name = name
+        self.log = tmp / f"{name}.log"
+        self.cmd = [sys.executable, "-m", "hostwatch", *args]
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.kills = 0
+
+    def start(self) -> HostwatchProcess:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env)
+        return self
+
+    def wait_for(self, text: bytes, timeout: float = 30) -> None:
+        """Until `text` is in the log; fails (with the log) if the process exits or time runs out first."""
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while text not in self.log.read_bytes():
+            assert self.proc.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, self.log.read_text()
+            time.sleep(0.05)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        assert self.proc.poll() is None, f"{self.name} died by itself: {self.log.read_text()[-3000:]}"
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self.kills += 1
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
 
 
 @dataclass

@@ -4,10 +4,6 @@ one consumer group sharing and taking over partitions."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +15,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from elasticsearch import Elasticsearch
 
-from peers import NoidaDB, Tansu, free_port, read_topic
+from peers import HostwatchProcess, NoidaDB, Tansu, free_port, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -59,20 +55,13 @@ def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
     admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])[topic].result(30)
 
 
-class IndexProcess:
+class IndexProcess(HostwatchProcess):
     def __init__(self, tmp: Path, bootstrap: str, es_url: str, topic: str, group: str, name: str = "index") -> None:
         self.port = free_port()
-        self.log = tmp / f"{name}.log"
-        self.cmd = [sys.executable, "-m", "hostwatch", "index", "--kafka.brokers", bootstrap, "--kafka.topic", topic,
-                    "--kafka.group", group, "--kafka.dead-letter-topic", f"{topic}-dead",
-                    "--elasticsearch.hosts", es_url, "--web.listen-address", f"127.0.0.1:{self.port}",
-                    "--bulk.retry-backoff-max", "1s"]
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> IndexProcess:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT)
-        return self
+        super().__init__(name, ["index", "--kafka.brokers", bootstrap, "--kafka.topic", topic, "--kafka.group", group,
+                                "--kafka.dead-letter-topic", f"{topic}-dead", "--elasticsearch.hosts", es_url,
+                                "--web.listen-address", f"127.0.0.1:{self.port}", "--bulk.retry-backoff-max", "1s"],
+                         tmp)
 
     def indexed(self) -> float:
         try:
@@ -83,20 +72,6 @@ class IndexProcess:
             if line.startswith("hostwatch_indexer_indexed_events_total "):
                 return float(line.split()[1])
         return 0.0
-
-    def kill(self) -> None:
-        assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-2000:]
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
 
 
 def count(es: Elasticsearch, container: str, want: int, timeout: float = 60) -> int:

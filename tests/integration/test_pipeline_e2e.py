@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -18,40 +16,9 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from hostwatch_cli import HW
-from peers import Journal, NoidaDB, free_port, journald_kept_alive, namespaced_journald
+from peers import HostwatchProcess, Journal, NoidaDB, free_port, journald_kept_alive, namespaced_journald
 
 pytestmark = pytest.mark.integration
-
-
-class Proc:
-    """A hostwatch command run as a user runs it, stopped (or killed) by PID."""
-
-    def __init__(self, name: str, args: list[str], tmp: Path, env: dict[str, str] | None = None) -> None:
-        self.log = tmp / f"{name}.log"
-        self.cmd = [sys.executable, "-m", "hostwatch", *args]
-        self.env = env
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.kills = 0
-
-    def start(self) -> Proc:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env)
-        return self
-
-    def kill(self) -> None:
-        assert self.proc is not None and self.proc.poll() is None, self.log.read_text()[-3000:]
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-        self.kills += 1
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -107,9 +74,9 @@ def test_every_driver_is_searchable_in_order(noida: NoidaDB, journal: Journal, h
     topic, index = f"pipe-{time.monotonic_ns()}", f"pipe-{os.getpid()}-%Y.%m.%d"
     pattern = f"pipe-{os.getpid()}-*"
     forward, gelf = free_port(), free_port()
-    ship = Proc("ship", ship_args(noida, topic, hw.state_root, tmp_path / "ship", journal, forward, gelf),
-                tmp_path, dict(os.environ, HOSTWATCH_STATE_ROOT=str(hw.state_root))).start()
-    indexer = Proc("index", index_args(noida, topic, index), tmp_path).start()
+    args = ship_args(noida, topic, hw.state_root, tmp_path / "ship", journal, forward, gelf)
+    ship = HostwatchProcess("ship", args, tmp_path, dict(os.environ, HOSTWATCH_STATE_ROOT=str(hw.state_root))).start()
+    indexer = HostwatchProcess("index", index_args(noida, topic, index), tmp_path).start()
     try:
         time.sleep(2)
         drivers = {
@@ -158,9 +125,9 @@ def test_whole_pipeline_survives_sigkills(noida: NoidaDB, hw: HW, tmp_path: Path
     topic, index = f"crash-{time.monotonic_ns()}", f"crash-{os.getpid()}-%Y.%m.%d"
     pattern = f"crash-{os.getpid()}-*"
     per = CRASH_TOTAL // CONTAINERS
-    ship = Proc("ship", ship_args(noida, topic, hw.state_root, tmp_path / "ship", None, free_port(), free_port()),
-                tmp_path, dict(os.environ, HOSTWATCH_STATE_ROOT=str(hw.state_root))).start()
-    indexer = Proc("index", index_args(noida, topic, index), tmp_path).start()
+    args = ship_args(noida, topic, hw.state_root, tmp_path / "ship", None, free_port(), free_port())
+    ship = HostwatchProcess("ship", args, tmp_path, dict(os.environ, HOSTWATCH_STATE_ROOT=str(hw.state_root))).start()
+    indexer = HostwatchProcess("index", index_args(noida, topic, index), tmp_path).start()
     rng = random.Random(os.getpid())
     try:
         writer = ("import sys, time\n"

@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -19,7 +17,7 @@ import orjson
 import pytest
 
 from hostwatch_cli import HW
-from peers import NoidaDB, Tansu, read_topic
+from peers import HostwatchProcess, NoidaDB, Tansu, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -31,34 +29,11 @@ WRITER = ("import sys, time\n"
           "        sys.stdout.flush(); time.sleep(0.05)\n")
 
 
-class ShipProcess:
-    def __init__(self, tmp: Path, bootstrap: str, topic: str, glob: str) -> None:
-        self.log = tmp / "ship.log"
-        self.cmd = [sys.executable, "-m", "hostwatch", "ship", "--kafka.brokers", bootstrap, "--kafka.topic", topic,
-                    "--docker.logs-glob", glob, "--state.dir", str(tmp / "ship-state"),
-                    "--forward.enabled", "false", "--gelf.enabled", "false", "--web.listen-address", "127.0.0.1:0"]
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.kills = 0
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        assert self.proc.poll() is None, f"the shipper died by itself: {self.log.read_text()[-3000:]}"
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-        self.kills += 1
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+def ship_process(tmp: Path, bootstrap: str, topic: str, glob: str) -> HostwatchProcess:
+    return HostwatchProcess("ship", ["ship", "--kafka.brokers", bootstrap, "--kafka.topic", topic,
+                                     "--docker.logs-glob", glob, "--state.dir", str(tmp / "ship-state"),
+                                     "--forward.enabled", "false", "--gelf.enabled", "false",
+                                     "--web.listen-address", "127.0.0.1:0"], tmp)
 
 
 @pytest.fixture(scope="module", params=["noida", "tansu"])
@@ -95,7 +70,7 @@ def check_every_number_once_per_id(records: list[Any], total: int) -> None:
     assert not split, f"re-sent lines under another event.id: {list(split.items())[:5]}"
 
 
-def kill_randomly(ship: ShipProcess, times: int, rng: random.Random, window: float) -> None:
+def kill_randomly(ship: HostwatchProcess, times: int, rng: random.Random, window: float) -> None:
     for _ in range(times):
         time.sleep(rng.uniform(0.3, window / times))
         ship.kill()
@@ -104,7 +79,7 @@ def kill_randomly(ship: ShipProcess, times: int, rng: random.Random, window: flo
 
 def test_sigkill_during_rename_rotation(kafka: Any, hw: HW, tmp_path: Path) -> None:
     topic = f"crash-rename-{time.monotonic_ns()}"
-    ship = ShipProcess(tmp_path, kafka.bootstrap, topic, f"{hw.state_root}/*/*-json.log*")
+    ship = ship_process(tmp_path, kafka.bootstrap, topic, f"{hw.state_root}/*/*-json.log*")
     ship.start()
     try:
         hw("run", "-d", "--name", "writer", "--log-opt", "max-size=1500k", "--log-opt", "max-file=20",
@@ -144,7 +119,7 @@ def test_sigkill_during_copytruncate_rotation(kafka: Any, tmp_path: Path) -> Non
     log = tmp_path / "docker" / cid / f"{cid}-json.log"
     log.parent.mkdir(parents=True)
     topic = f"crash-copytruncate-{time.monotonic_ns()}"
-    ship = ShipProcess(tmp_path, kafka.bootstrap, topic, f"{tmp_path}/docker/*/*-json.log*")
+    ship = ship_process(tmp_path, kafka.bootstrap, topic, f"{tmp_path}/docker/*/*-json.log*")
     ship.start()
     rng = random.Random(os.getpid() + 1)
     kill_at = sorted(rng.sample(range(5_000, TOTAL), 5))
@@ -175,7 +150,7 @@ def test_broker_outage_loses_nothing(hw: HW, tmp_path: Path) -> None:
     stop outlasts the peer's 10 s grace, so the SIGKILL after it loses what the broker had acked."""
     kafka = NoidaDB(tmp_path / "outage-noida").start()
     topic = f"outage-{time.monotonic_ns()}"
-    ship = ShipProcess(tmp_path, kafka.bootstrap, topic, f"{hw.state_root}/*/*-json.log*")
+    ship = ship_process(tmp_path, kafka.bootstrap, topic, f"{hw.state_root}/*/*-json.log*")
     ship.start()
     total = 30_000
     slow = WRITER.replace(str(TOTAL), str(total)).replace("i % 2000", "i % 100").replace("0.05", "0.1")

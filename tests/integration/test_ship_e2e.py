@@ -4,9 +4,6 @@ outside client, into real Kafka (noida-db, and tansu), read back record by recor
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +14,16 @@ import pytest
 from fluent import sender
 
 from hostwatch_cli import HW
-from peers import Journal, NoidaDB, Tansu, free_port, journald_kept_alive, namespaced_journald, read_topic
+from peers import (
+    HostwatchProcess,
+    Journal,
+    NoidaDB,
+    Tansu,
+    free_port,
+    journald_kept_alive,
+    namespaced_journald,
+    read_topic,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -31,38 +37,23 @@ def expected(i: int) -> str:
     return f'n={i}\t"q" <x> & ü'
 
 
-class Shipper:
-    """`hostwatch ship` as a user runs it, stopped by PID."""
+class Shipper(HostwatchProcess):
+    """`hostwatch ship` with every source on, started once it says it is shipping."""
 
     def __init__(self, tmp: Path, bootstrap: str, topic: str, state_root: Path, journal: Journal) -> None:
         self.forward_port, self.gelf_port = free_port(), free_port()
-        self.log = tmp / "ship.log"
-        self.cmd = [sys.executable, "-m", "hostwatch", "ship", "--kafka.brokers", bootstrap, "--kafka.topic", topic,
-                    "--docker.logs-glob", f"{state_root}/*/*-json.log*", "--state.dir", str(tmp / "ship-state"),
-                    "--journald.enabled", "true", "--journald.namespace", journal.name,
-                    "--forward.listen-address", f"127.0.0.1:{self.forward_port}",
-                    "--gelf.listen-address", f"127.0.0.1:{self.gelf_port}", "--web.listen-address", "127.0.0.1:0"]
-        self.env = dict(os.environ, HOSTWATCH_STATE_ROOT=str(state_root))
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__("ship", [
+            "ship", "--kafka.brokers", bootstrap, "--kafka.topic", topic,
+            "--docker.logs-glob", f"{state_root}/*/*-json.log*", "--state.dir", str(tmp / "ship-state"),
+            "--journald.enabled", "true", "--journald.namespace", journal.name,
+            "--forward.listen-address", f"127.0.0.1:{self.forward_port}",
+            "--gelf.listen-address", f"127.0.0.1:{self.gelf_port}", "--web.listen-address", "127.0.0.1:0",
+        ], tmp, env=dict(os.environ, HOSTWATCH_STATE_ROOT=str(state_root)))
 
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env)
-        deadline = time.monotonic() + 30
-        while b"shipping to Kafka" not in self.log.read_bytes():
-            assert self.proc.poll() is None, self.log.read_text()
-            assert time.monotonic() < deadline, self.log.read_text()
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.proc = None
+    def start(self) -> Shipper:
+        super().start()
+        self.wait_for(b"shipping to Kafka")
+        return self
 
 
 @pytest.fixture(scope="module", params=["noida", "tansu"])
