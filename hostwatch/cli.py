@@ -20,8 +20,9 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser(verb: str | None = None) -> Parser:
-    """Every command; with `verb`, just the group that registers it, so `hostwatch run` does not import the
-    shipper, the indexer, alerting and dashboards, nor `hostwatch ship` the others (about 200 ms a call)."""
+    """Every command; with `verb`, just the group that registers it (none for a word of no group), so
+    `hostwatch run` does not import the shipper, the indexer, alerting and dashboards, nor `hostwatch ship`
+    the others (about 200 ms a call)."""
     parser = Parser(prog="hostwatch", description=(
         "Observability and log pipeline for container hosts: cAdvisor-compatible metrics, "
         "log shipping, alerting, and a minimal container runtime."))
@@ -89,12 +90,12 @@ def _register_alerting(sub: argparse._SubParsersAction) -> None:  # type: ignore
 
 
 def _parser_for(argv: Sequence[str]) -> Parser:
-    """The parser holding argv's verb; `--version` needs none (any one group will do)."""
+    """Only the group of argv's verb (no group at all for `--version`); every group for --help or an
+    unknown verb, so that argparse can list them."""
     first = argv[0] if argv else None
-    if first == "--version":
-        return build_parser("run")
-    known = any(first in verbs for verbs, _ in _groups())
-    return build_parser(first if known else None)
+    if first == "--version" or any(first in verbs for verbs, _ in _groups()):
+        return build_parser(first)
+    return build_parser()
 
 
 class _Version(argparse.Action):

@@ -32,4 +32,4 @@ class Complaints:
         self._last[reason] = now
         more = self._quiet.pop(reason, 0)
         self.log.warning("%s: rejected (%s): %s%s", self.source, reason, detail,
-                    f" (and {more} more since)" if more else "")
+                         f" (and {more} more since)" if more else "")

@@ -37,7 +37,8 @@ class ProfileError(ValueError):
 
 
 def host_arch() -> str:
-    return _GO_ARCH.get(os.uname().machine, os.uname().machine)
+    machine = os.uname().machine
+    return _GO_ARCH.get(machine, machine)
 
 
 def kernel_version(release: str | None = None) -> tuple[int, int]:

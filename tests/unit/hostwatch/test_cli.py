@@ -26,6 +26,7 @@ def test_each_group_registers_exactly_the_verbs_it_is_listed_under() -> None:
 def test_a_verb_gets_only_its_own_group() -> None:
     assert _verbs(cli._parser_for(["run", "--rm", "x"])) == set(cli.RUNTIME_VERBS)
     assert _verbs(cli._parser_for(["search", "--grep", "x"])) == {"index", "search"}
+    assert _verbs(cli._parser_for(["--version"])) == set()  # it imports no component
     assert _verbs(cli._parser_for(["--help"])) == _verbs(cli.build_parser())
     assert _verbs(cli._parser_for(["no-such-verb"])) == _verbs(cli.build_parser())
 
