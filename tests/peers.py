@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import msgpack
 import pytest
@@ -227,7 +227,7 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 
 class HostwatchProcess:
     """A `hostwatch` command run as a user runs it, its output in `tmp/<name>.log`; stopped (SIGTERM, then
-    SIGKILL after 30 s) or killed by PID."""
+    SIGKILL after 30 s) or killed by PID. `with HostwatchProcess(...) as p:` starts it and stops it."""
 
     def __init__(self, name: str, args: Sequence[str], tmp: Path, env: dict[str, str] | None = None) -> None:
         self.name = name
@@ -241,6 +241,13 @@ class HostwatchProcess:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(self.cmd, stdout=out, stderr=subprocess.STDOUT, env=self.env)
         return self
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def wait_for(self, text: bytes, timeout: float = 30) -> None:
         """Until `text` is in the log; fails (with the log) if the process exits or time runs out first."""

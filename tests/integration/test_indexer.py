@@ -105,8 +105,7 @@ def test_redelivery_overwrites_and_dead_letters_advance(kafka: NoidaDB, es_peer:
     values[100] = event(100, "dl", log={"offset": "not-a-number"})  # log.offset is a long: a mapping conflict
     values[200] = b"this is not json"
     produce(kafka.bootstrap, topic, values + values[:500])  # the first 500 delivered twice
-    ix = IndexProcess(tmp_path, kafka.bootstrap, es_peer.es_url, topic, group).start()
-    try:
+    with IndexProcess(tmp_path, kafka.bootstrap, es_peer.es_url, topic, group) as ix:
         es = Elasticsearch(es_peer.es_url, request_timeout=60)
         assert count(es, "dl", 2998) == 2998, ix.log.read_text()[-3000:]
         dead = [orjson.loads(r.value) for r in read_topic(kafka.bootstrap, f"{topic}-dead", 2, timeout=30)]
@@ -122,14 +121,11 @@ def test_redelivery_overwrites_and_dead_letters_advance(kafka: NoidaDB, es_peer:
         assert committed(kafka.bootstrap, group, topic) == 3500  # past the dead letters too
         hit = es.search(index="hostwatch-logs-*", query={"term": {"event.id": "dl:7"}})["hits"]["hits"][0]
         assert hit["_id"] == "dl:7" and hit["_index"] == "hostwatch-logs-2026.12.01"
-    finally:
-        ix.stop()
 
 
 def test_elasticsearch_outage_loses_nothing(kafka: NoidaDB, es_peer: NoidaDB, tmp_path: Path) -> None:
     topic = f"ix-outage-{time.monotonic_ns()}"
-    ix = IndexProcess(tmp_path, kafka.bootstrap, es_peer.es_url, topic, "ix-outage").start()
-    try:
+    with IndexProcess(tmp_path, kafka.bootstrap, es_peer.es_url, topic, "ix-outage") as ix:
         produce(kafka.bootstrap, topic, [event(i, "outage") for i in range(0, 5000)])
         es = Elasticsearch(es_peer.es_url, request_timeout=60)
         assert count(es, "outage", 5000) == 5000, ix.log.read_text()[-3000:]
@@ -140,8 +136,6 @@ def test_elasticsearch_outage_loses_nothing(kafka: NoidaDB, es_peer: NoidaDB, tm
         es = Elasticsearch(es_peer.es_url, request_timeout=60)
         assert count(es, "outage", 15000, timeout=90) == 15000, ix.log.read_text()[-3000:]
         assert ix.proc is not None and ix.proc.poll() is None
-    finally:
-        ix.stop()
 
 
 @pytest.fixture
@@ -156,9 +150,8 @@ def test_two_indexers_share_partitions_and_take_over(tansu: Tansu, es_peer: Noid
     kafka = tansu
     topic, group = f"ix-group-{time.monotonic_ns()}", "ix-group"
     create_topic(kafka.bootstrap, topic, 4)
-    a = IndexProcess(tmp_path, kafka.bootstrap, es_peer.es_url, topic, group, "a").start()
-    b = IndexProcess(tmp_path, kafka.bootstrap, es_peer.es_url, topic, group, "b").start()
-    try:
+    with IndexProcess(tmp_path, kafka.bootstrap, es_peer.es_url, topic, group, "a") as a, \
+            IndexProcess(tmp_path, kafka.bootstrap, es_peer.es_url, topic, group, "b") as b:
         time.sleep(8)  # both joined
         first = [event(i, "grp") for i in range(8000)]
         p = Producer({"bootstrap.servers": kafka.bootstrap})
@@ -173,6 +166,3 @@ def test_two_indexers_share_partitions_and_take_over(tansu: Tansu, es_peer: Noid
             p.produce(topic, event(i, "grp"), partition=i % 4)
         assert p.flush(30) == 0
         assert count(es, "grp", 16000, timeout=90) == 16000, b.log.read_text()[-3000:]
-    finally:
-        a.stop()
-        b.stop()

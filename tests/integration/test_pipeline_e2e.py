@@ -75,9 +75,9 @@ def test_every_driver_is_searchable_in_order(noida: NoidaDB, journal: Journal, h
     pattern = f"pipe-{os.getpid()}-*"
     forward, gelf = free_port(), free_port()
     args = ship_args(noida, topic, hw.state_root, tmp_path / "ship", journal, forward, gelf)
-    ship = HostwatchProcess("ship", args, tmp_path, dict(os.environ, HOSTWATCH_STATE_ROOT=str(hw.state_root))).start()
-    indexer = HostwatchProcess("index", index_args(noida, topic, index), tmp_path).start()
-    try:
+    env = dict(os.environ, HOSTWATCH_STATE_ROOT=str(hw.state_root))
+    with HostwatchProcess("ship", args, tmp_path, env) as ship, \
+            HostwatchProcess("index", index_args(noida, topic, index), tmp_path) as indexer:
         time.sleep(2)
         drivers = {
             "p-jf": ["--log-driver", "json-file"],
@@ -110,9 +110,6 @@ def test_every_driver_is_searchable_in_order(noida: NoidaDB, journal: Journal, h
         assert [x.split(" ", 4)[4] for x in last] == [f"line {i} of p-jd" for i in (298, 299, 300)]
         down = hw("search", "--elasticsearch.hosts", f"http://127.0.0.1:{free_port()}", "--container", "p-jf")
         assert down.returncode == 1 and down.stderr.count("\n") == 1 and "unreachable" in down.stderr
-    finally:
-        ship.stop()
-        indexer.stop()
 
 
 # The 200,000 lines are the long form (HOSTWATCH_CRASH_LINES=200000): noida-db indexes them at a
@@ -126,10 +123,10 @@ def test_whole_pipeline_survives_sigkills(noida: NoidaDB, hw: HW, tmp_path: Path
     pattern = f"crash-{os.getpid()}-*"
     per = CRASH_TOTAL // CONTAINERS
     args = ship_args(noida, topic, hw.state_root, tmp_path / "ship", None, free_port(), free_port())
-    ship = HostwatchProcess("ship", args, tmp_path, dict(os.environ, HOSTWATCH_STATE_ROOT=str(hw.state_root))).start()
-    indexer = HostwatchProcess("index", index_args(noida, topic, index), tmp_path).start()
+    env = dict(os.environ, HOSTWATCH_STATE_ROOT=str(hw.state_root))
     rng = random.Random(os.getpid())
-    try:
+    with HostwatchProcess("ship", args, tmp_path, env) as ship, \
+            HostwatchProcess("index", index_args(noida, topic, index), tmp_path) as indexer:
         writer = ("import sys, time\n"
                   f"for i in range(1, {per} + 1):\n"
                   "    sys.stdout.write(f'{sys.argv[1]} n={i}\\n')\n"
@@ -166,6 +163,3 @@ def test_whole_pipeline_survives_sigkills(noida: NoidaDB, hw: HW, tmp_path: Path
         want = {f"w{k} n={i}" for k in range(CONTAINERS) for i in range(1, per + 1)}
         assert set(seen) == want and all(v == 1 for v in seen.values())
         assert ship.kills == 5 and indexer.kills == 5
-    finally:
-        ship.stop()
-        indexer.stop()

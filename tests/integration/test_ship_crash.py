@@ -79,9 +79,7 @@ def kill_randomly(ship: HostwatchProcess, times: int, rng: random.Random, window
 
 def test_sigkill_during_rename_rotation(kafka: Any, hw: HW, tmp_path: Path) -> None:
     topic = f"crash-rename-{time.monotonic_ns()}"
-    ship = ship_process(tmp_path, kafka.bootstrap, topic, f"{hw.state_root}/*/*-json.log*")
-    ship.start()
-    try:
+    with ship_process(tmp_path, kafka.bootstrap, topic, f"{hw.state_root}/*/*-json.log*") as ship:
         hw("run", "-d", "--name", "writer", "--log-opt", "max-size=1500k", "--log-opt", "max-file=20",
            "--", sys.executable, "-c", WRITER, check=True)
         kill_randomly(ship, 5, random.Random(os.getpid()), window=8.0)
@@ -93,8 +91,6 @@ def test_sigkill_during_rename_rotation(kafka: Any, hw: HW, tmp_path: Path) -> N
         records = read_all(kafka.bootstrap, topic, TOTAL)
         assert ship.kills == 5
         check_every_number_once_per_id(records, TOTAL)
-    finally:
-        ship.stop()
 
 
 def docker_line(i: int) -> bytes:
@@ -119,11 +115,9 @@ def test_sigkill_during_copytruncate_rotation(kafka: Any, tmp_path: Path) -> Non
     log = tmp_path / "docker" / cid / f"{cid}-json.log"
     log.parent.mkdir(parents=True)
     topic = f"crash-copytruncate-{time.monotonic_ns()}"
-    ship = ship_process(tmp_path, kafka.bootstrap, topic, f"{tmp_path}/docker/*/*-json.log*")
-    ship.start()
     rng = random.Random(os.getpid() + 1)
     kill_at = sorted(rng.sample(range(5_000, TOTAL), 5))
-    try:
+    with ship_process(tmp_path, kafka.bootstrap, topic, f"{tmp_path}/docker/*/*-json.log*") as ship:
         with open(log, "ab", buffering=0) as f:
             chunk = []
             for i in range(1, TOTAL + 1):
@@ -141,26 +135,19 @@ def test_sigkill_during_copytruncate_rotation(kafka: Any, tmp_path: Path) -> Non
         records = read_all(kafka.bootstrap, topic, TOTAL)
         assert ship.kills == 5
         check_every_number_once_per_id(records, TOTAL)
-    finally:
-        ship.stop()
 
 
 def test_broker_outage_loses_nothing(hw: HW, tmp_path: Path) -> None:
     """A broker of its own: noida-db persists on shutdown, and with the other tests' 600k records its
     stop outlasts the peer's 10 s grace, so the SIGKILL after it loses what the broker had acked."""
-    kafka = NoidaDB(tmp_path / "outage-noida").start()
     topic = f"outage-{time.monotonic_ns()}"
-    ship = ship_process(tmp_path, kafka.bootstrap, topic, f"{hw.state_root}/*/*-json.log*")
-    ship.start()
     total = 30_000
     slow = WRITER.replace(str(TOTAL), str(total)).replace("i % 2000", "i % 100").replace("0.05", "0.1")
-    try:
+    with NoidaDB(tmp_path / "outage-noida") as kafka, \
+            ship_process(tmp_path, kafka.bootstrap, topic, f"{hw.state_root}/*/*-json.log*") as ship:
         hw("run", "-d", "--name", "steady", "--", sys.executable, "-c", slow, check=True)
         time.sleep(1.5)
         kafka.restart(down_for=20)
         records = read_all(kafka.bootstrap, topic, total)
         check_every_number_once_per_id(records, total)
         assert ship.proc is not None and ship.proc.poll() is None
-    finally:
-        ship.stop()
-        kafka.stop()

@@ -87,9 +87,7 @@ def by_container(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]
 def test_every_driver_and_fluent_logger_arrive_exactly(kafka: Any, journal: Journal, hw: HW, tmp_path: Path,
                                                        busybox_rootfs: Path) -> None:
     topic = f"e2e-{os.getpid()}-{time.monotonic_ns()}"
-    ship = Shipper(tmp_path, kafka.bootstrap, topic, hw.state_root, journal)
-    ship.start()
-    try:
+    with Shipper(tmp_path, kafka.bootstrap, topic, hw.state_root, journal) as ship:
         drivers = {
             "jf": ["--log-driver", "json-file"],
             "jd": ["--log-driver", "journald", "--log-opt", f"journald-socket={journal.socket}"],
@@ -129,5 +127,3 @@ def test_every_driver_and_fluent_logger_arrive_exactly(kafka: Any, journal: Jour
             assert len({r["event"]["id"] for r in mine}) == len(mine), name
         outside = [r for r in ours if "container" not in r]
         assert [r["message"] for r in outside] == [expected(i) for i in range(1, LINES + 1)]
-    finally:
-        ship.stop()
