@@ -306,24 +306,19 @@ class Prometheus:
 
 
 @contextlib.contextmanager
-def prometheus(targets: Sequence[str], workdir: Path, job: str = "hostwatch",
-               scrape_interval: str = "1s") -> Iterator[Prometheus]:
-    """Debian's Prometheus on a free 127.0.0.1 port scraping `targets` ("host:port") every
-    `scrape_interval`, with its config, TSDB and log under `workdir`; stopped by PID on exit."""
+def prometheus_with(config: str, workdir: Path) -> Iterator[Prometheus]:
+    """Debian's Prometheus on a free 127.0.0.1 port with `config` as its prometheus.yml, TSDB and log
+    under `workdir`; stopped by PID on exit."""
     binary = shutil.which("prometheus")
     if binary is None:
         pytest.fail("prometheus not installed (apt-get install prometheus)")
     workdir.mkdir(parents=True, exist_ok=True)
-    config = workdir / "prometheus.yml"
-    config.write_text(
-        f"global:\n  scrape_interval: {scrape_interval}\n  evaluation_interval: {scrape_interval}\n"
-        f"scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: {json.dumps(list(targets))}\n"
-    )
+    (workdir / "prometheus.yml").write_text(config)
     port = free_port()
     log = workdir / "prometheus.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
+            [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'tsdb'}",
              f"--web.listen-address=127.0.0.1:{port}"], stdout=out, stderr=subprocess.STDOUT)
     prom = Prometheus(f"http://127.0.0.1:{port}", proc.pid, log)
     try:
@@ -331,6 +326,39 @@ def prometheus(targets: Sequence[str], workdir: Path, job: str = "hostwatch",
         yield prom
     finally:
         stop_process(proc)
+
+
+@contextlib.contextmanager
+def prometheus(targets: Sequence[str], workdir: Path, job: str = "hostwatch",
+               scrape_interval: str = "1s") -> Iterator[Prometheus]:
+    """Prometheus scraping `targets` ("host:port") every `scrape_interval`."""
+    with prometheus_with(
+        f"global:\n  scrape_interval: {scrape_interval}\n  evaluation_interval: {scrape_interval}\n"
+        f"scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: {json.dumps(list(targets))}\n",
+        workdir,
+    ) as prom:
+        yield prom
+
+
+@contextlib.contextmanager
+def prometheus_alerting(target: str, alertmanagers: Sequence[str], rules: str, workdir: Path,
+                        job: str = "hostwatch") -> Iterator[Prometheus]:
+    """Prometheus scraping `target` every second, evaluating `rules` (a rules file's text) and sending
+    what fires to `alertmanagers` ("host:port", API v2)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "rules.yml").write_text(rules)
+    with prometheus_with(f"""
+global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+rule_files: ["{workdir / 'rules.yml'}"]
+alerting:
+  alertmanagers:
+    - api_version: v2
+      static_configs: [{{targets: {json.dumps(list(alertmanagers))}}}]
+scrape_configs:
+  - job_name: {job}
+    static_configs: [{{targets: ["{target}"]}}]
+""", workdir) as prom:
+        yield prom
 
 
 # --- Kafka peers: noida-db (Kafka + Elasticsearch, persistent) and tansu (Kafka, memory only) -------

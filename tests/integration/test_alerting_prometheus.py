@@ -5,13 +5,13 @@ firing and one resolved notification per group), and Debian's amtool adds, queri
 
 from __future__ import annotations
 
+import contextlib
 import http.server
-import json
 import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import pytest
 import test_alerting_ha as ha
 from test_alerting_ha import Receiver, ReplicaFactory
 
-from peers import free_port, stop_process, wait_http
+from peers import prometheus_alerting
 
 # The HA module's fixtures, shared: noida-db for the module, a webhook receiver, replicas on a fresh topic.
 noida, receiver, replicas = ha.noida, ha.receiver, ha.replicas
@@ -54,15 +54,7 @@ class Target:
         self.server.server_close()
 
 
-@pytest.fixture
-def prometheus_to(tmp_path: Path) -> Iterator[Any]:
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(target: str, alertmanagers: list[str]) -> str:
-        binary = shutil.which("prometheus")
-        if binary is None:
-            pytest.fail("prometheus not installed (apt-get install prometheus)")
-        (tmp_path / "rules.yml").write_text("""
+RULES = """
 groups:
   - name: test
     interval: 1s
@@ -71,32 +63,16 @@ groups:
         expr: hostwatch_test_value > 0
         labels: {severity: page}
         annotations: {summary: "shard {{ $labels.shard }} is high"}
-""")
-        (tmp_path / "prometheus.yml").write_text(f"""
-global: {{scrape_interval: 1s, evaluation_interval: 1s}}
-rule_files: ["{tmp_path / 'rules.yml'}"]
-alerting:
-  alertmanagers:
-    - api_version: v2
-      static_configs: [{{targets: {json.dumps(alertmanagers)}}}]
-scrape_configs:
-  - job_name: test
-    static_configs: [{{targets: ["{target}"]}}]
-""")
-        port = free_port()
-        log = tmp_path / "prometheus.log"
-        with open(log, "wb") as out:
-            proc = subprocess.Popen([binary, f"--config.file={tmp_path / 'prometheus.yml'}",
-                                     f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                                     f"--web.listen-address=127.0.0.1:{port}"], stdout=out, stderr=subprocess.STDOUT)
-        procs.append(proc)
-        url = f"http://127.0.0.1:{port}"
-        wait_http(url + "/-/ready", proc, "prometheus", lambda: log.read_text(errors="replace")[-2000:])
-        return url
+"""
 
-    yield start
-    for p in procs:
-        stop_process(p)
+
+@pytest.fixture
+def prometheus_to(tmp_path: Path) -> Iterator[Callable[[str, list[str]], str]]:
+    with contextlib.ExitStack() as stack:
+        def start(target: str, alertmanagers: list[str]) -> str:
+            return stack.enter_context(prometheus_alerting(target, alertmanagers, RULES, tmp_path, job="test")).url
+
+        yield start
 
 
 def test_prometheus_alerts_two_replicas_one_notification_each_way(

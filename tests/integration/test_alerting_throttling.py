@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
-import shutil
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ import test_alerting_ha as ha
 from test_alerting_ha import Receiver, Replica
 
 from hostwatch_cli import HW
-from peers import NoidaDB, Prometheus, free_port, stop_process, wait_http
+from peers import NoidaDB, free_port, prometheus_alerting, stop_process, wait_http
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -84,39 +83,6 @@ def exporter(hw: HW, workdir: Path) -> Iterator[str]:
         stop_process(proc)
 
 
-@contextlib.contextmanager
-def prometheus_alerting(target: str, alertmanagers: list[str], workdir: Path) -> Iterator[Prometheus]:
-    """Debian's Prometheus scraping `target` every second, evaluating RULES and sending to `alertmanagers`."""
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus not installed (apt-get install prometheus)")
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "rules.yml").write_text(RULES)
-    (workdir / "prometheus.yml").write_text(f"""
-global: {{scrape_interval: 1s, evaluation_interval: 1s}}
-rule_files: ["{workdir / 'rules.yml'}"]
-alerting:
-  alertmanagers:
-    - api_version: v2
-      static_configs: [{{targets: {json.dumps(alertmanagers)}}}]
-scrape_configs:
-  - job_name: hostwatch
-    static_configs: [{{targets: ["{target}"]}}]
-""")
-    port = free_port()
-    log = workdir / "prometheus.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([binary, f"--config.file={workdir / 'prometheus.yml'}",
-                                 f"--storage.tsdb.path={workdir / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
-                                stdout=out, stderr=subprocess.STDOUT)
-    prom = Prometheus(f"http://127.0.0.1:{port}", proc.pid, log)
-    try:
-        wait_http(prom.url + "/-/ready", proc, "prometheus", prom.log_tail)
-        yield prom
-    finally:
-        stop_process(proc)
-
-
 def wait_for(cond: Callable[[], bool], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not cond() and time.monotonic() < deadline:
@@ -140,8 +106,8 @@ def test_throttled_containers_alert_once_per_group_and_resolve_once(
                check=True)
         hw("run", "-d", "--name", "calm", "--cpus", "0.2", "--rootfs", bb, "--", "sleep", "600", check=True)
         target = stack.enter_context(exporter(hw, tmp_path))
-        prom = stack.enter_context(prometheus_alerting(target, [r.url.removeprefix("http://") for r in replicas],
-                                                       tmp_path / "prometheus"))
+        managers = [r.url.removeprefix("http://") for r in replicas]
+        prom = stack.enter_context(prometheus_alerting(target, managers, RULES, tmp_path / "prometheus"))
         want = {f'{{}}:{{alertname="CPUThrottlingHigh", name="{n}"}}' for n in BURNERS}
         wait_for(lambda: set(receiver.by_group()) >= want, timeout=60)
         ratios = prom.query(RATIO)
