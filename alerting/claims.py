@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from alerting.clock import Clock
+from alerting.clock import Clock, wait_or_timeout
 from alerting.metrics import AlertingMetrics
 from alerting.model import Alert
 from alerting.nflog import NotificationLog
@@ -126,11 +126,9 @@ class ClaimTable:
         """Until the claim changes or `timeout` passes on the clock."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(key, []).append(fut)
-        sleeper = asyncio.ensure_future(self.clock.sleep(max(0.0, timeout)))
         try:
-            await asyncio.wait({fut, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+            await wait_or_timeout(self.clock, fut, timeout)
         finally:
-            sleeper.cancel()
             waiters = self._waiters.get(key)
             if waiters and fut in waiters:
                 waiters.remove(fut)
@@ -195,7 +193,7 @@ class ClaimStage:
 
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
-            self.metrics.claims.labels(outcome).inc()
+            self.metrics.child(self.metrics.claims, outcome).inc()
 
     def _send(self, op: str, key: str, **fields: Any) -> None:
         self.append(f"claim:{key}:{self.me}", {"op": op, "key": key, "replica": self.me,

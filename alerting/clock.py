@@ -6,7 +6,12 @@ import asyncio
 import heapq
 import itertools
 import time
+from collections.abc import Callable
 from typing import Protocol
+
+
+class Timer(Protocol):
+    def cancel(self) -> None: ...
 
 
 class Clock(Protocol):
@@ -20,6 +25,22 @@ class Clock(Protocol):
 
     async def sleep(self, seconds: float) -> None: ...
 
+    def call_later(self, seconds: float, fn: Callable[[], None]) -> Timer:
+        """Run `fn` on the loop once `seconds` have passed on this clock (a timer, no task)."""
+        ...
+
+
+async def wait_or_timeout(clock: Clock, fut: asyncio.Future[None], timeout: float) -> None:
+    """Until `fut` is done or `timeout` passes on `clock`; `fut` is the caller's own, and is resolved
+    by the timeout. Cheaper than racing a sleeping task: thousands of flushes wait like this at once."""
+    if fut.done():
+        return
+    timer = clock.call_later(max(0.0, timeout), lambda: fut.done() or fut.set_result(None))
+    try:
+        await fut
+    finally:
+        timer.cancel()
+
 
 class SystemClock:
     def time_ns(self) -> int:
@@ -31,6 +52,19 @@ class SystemClock:
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
 
+    def call_later(self, seconds: float, fn: Callable[[], None]) -> Timer:
+        return asyncio.get_running_loop().call_later(max(0.0, seconds), fn)
+
+
+class _ManualTimer:
+    __slots__ = ("fn", "cancelled")
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self.fn, self.cancelled = fn, False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
 
 class ManualClock:
     """Time stands still until `advance()`; sleepers wake in deadline order as it passes them."""
@@ -38,7 +72,7 @@ class ManualClock:
     def __init__(self, start_ns: int = 1_700_000_000 * 1_000_000_000) -> None:
         self._wall0 = start_ns
         self._mono = 0.0
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._timers: list[tuple[float, int, _ManualTimer]] = []
         self._seq = itertools.count()
 
     def time_ns(self) -> int:
@@ -52,8 +86,15 @@ class ManualClock:
             await asyncio.sleep(0)
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self._mono + seconds, next(self._seq), fut))
+        self.call_later(seconds, lambda: fut.done() or fut.set_result(None))
         await fut
+
+    def call_later(self, seconds: float, fn: Callable[[], None]) -> Timer:
+        if seconds <= 0:
+            return asyncio.get_running_loop().call_soon(fn)
+        timer = _ManualTimer(fn)
+        heapq.heappush(self._timers, (self._mono + seconds, next(self._seq), timer))
+        return timer
 
     async def settle(self) -> None:
         """Let every runnable task run until all are blocked again."""
@@ -61,14 +102,15 @@ class ManualClock:
             await asyncio.sleep(0)
 
     async def advance(self, seconds: float) -> None:
-        """Move time forward, waking each sleeper at its own deadline (so timers chain correctly)."""
+        """Move time forward, firing each timer at its own deadline (so timers chain correctly)."""
         target = self._mono + seconds
         await self.settle()
-        while self._sleepers and self._sleepers[0][0] <= target:
-            deadline, _, fut = heapq.heappop(self._sleepers)
+        while self._timers and self._timers[0][0] <= target:
+            deadline, _, timer = heapq.heappop(self._timers)
+            if timer.cancelled:
+                continue
             self._mono = max(self._mono, deadline)
-            if not fut.done():
-                fut.set_result(None)
+            timer.fn()
             await self.settle()
         self._mono = target
         await self.settle()

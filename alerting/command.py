@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from alerting.settings import AlertingConfig
 from hostwatch.core.config import ConfigError, add_flags, apply_flags
+from hostwatch.core.gctune import settle_after_start
 
 USAGE_ERROR = 125
 
@@ -54,6 +55,7 @@ async def serve(config: AlertingConfig) -> None:
     reload_requested = asyncio.Event()
     loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
     async with service:
+        settle_after_start()
         print(f"hostwatch alerting {service.replica} listening on {service.address} (port {service.port})",
               file=sys.stderr, flush=True)
         while not stop.is_set():

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from alerting.clock import Clock
+from alerting.clock import Clock, wait_or_timeout
 from alerting.model import Alert, fingerprint, sort_alerts
 from alerting.route import Route
 from alerting.stages import MIN_TIMEOUT, NotifyContext, NotifyError
@@ -118,11 +118,7 @@ class Dispatcher:
             now = self.clock.monotonic()
             delay = (self._heap[0][0] - now) if self._heap else 3600.0
             self._wake = asyncio.get_running_loop().create_future()
-            sleeper = asyncio.ensure_future(self.clock.sleep(max(0.0, delay)))
-            try:
-                await asyncio.wait({self._wake, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                sleeper.cancel()
+            await wait_or_timeout(self.clock, self._wake, delay)
 
     def flush_due(self) -> list[asyncio.Task[FlushResult]]:
         """Start the flush of every group whose timer has passed (the timers' tick)."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class AlertingMetrics:
     def __init__(self) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry = CollectorRegistry()
         self.alerts_received = Counter("hostwatch_alerting_alerts_received", "Alerts received through the API.",
                                        ["status"], registry=r)
@@ -40,5 +43,13 @@ class AlertingMetrics:
                                       ["status"], registry=r)
         self.silences = Gauge("hostwatch_alerting_silences", "Silences by state.", ["state"], registry=r)
 
+    def child(self, metric: Any, *values: str) -> Any:
+        """`metric.labels(*values)`, remembered: labels() takes a lock and builds its key on every call, and
+        a burst of notifications asks for the same few children thousands of times a second."""
+        key = (id(metric), values)
+        c = self._children.get(key)
+        if c is None:
+            c = self._children[key] = metric.labels(*values)
+        return c
     def exposition(self) -> bytes:
         return bytes(generate_latest(self.registry))

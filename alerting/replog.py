@@ -177,7 +177,7 @@ class KafkaLog:
             self._producer.produce(self.topic, key=key.encode(), value=data, on_delivery=self._delivered)
         self._appended += 1
         if self.metrics is not None:
-            self.metrics.log_records.labels("appended").inc()
+            self.metrics.child(self.metrics.log_records, "appended").inc()
 
     def _delivered(self, err: Any, msg: Any) -> None:
         self._settled += 1
@@ -225,7 +225,7 @@ def _apply_raw(apply: Apply, key: bytes | None, value: bytes | None, metrics: Al
         log.warning("alerting: skipping a bad log record: %s", e)
         return
     if metrics is not None:
-        metrics.log_records.labels("applied").inc()
+        metrics.child(metrics.log_records, "applied").inc()
     try:
         apply(k, v)
     except (KeyError, TypeError, ValueError) as e:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from alerting.clock import Clock
+from alerting.clock import Clock, Timer
 from alerting.inhibit import Inhibitor
 from alerting.metrics import AlertingMetrics
 from alerting.model import Alert
@@ -105,6 +105,10 @@ class FanoutStage:
         self.stages = list(stages)
 
     async def exec(self, ctx: NotifyContext, alerts: list[Alert]) -> list[Alert]:
+        if len(self.stages) == 1:  # the common receiver: no task to gather
+            ctx.integration, s = self.stages[0]  # the flush's own context: no copy needed
+            await s.exec(ctx, list(alerts))
+            return alerts
         results = await asyncio.gather(*(s.exec(replace(ctx, integration=i), list(alerts)) for i, s in self.stages),
                                        return_exceptions=True)
         errors = [r for r in results if isinstance(r, BaseException)]
@@ -132,6 +136,8 @@ class InhibitStage:
         self.inhibitor, self.now = inhibitor, now_ns
 
     async def exec(self, ctx: NotifyContext, alerts: list[Alert]) -> list[Alert]:
+        if not self.inhibitor.rules:
+            return alerts
         now = self.now()
         return [a for a in alerts if not self.inhibitor.mutes(a.labels, now)]
 
@@ -239,22 +245,29 @@ class RetryStage:
             return
         lease = ctx.lease
         attempt = asyncio.ensure_future(self.inner.exec(ctx, alerts))
+        abandoned = False
+        timer: Timer | None = None
 
-        async def watchdog() -> None:
-            while not lease.expiring():
-                await self.clock.sleep(self.MIN_ATTEMPT / 2)
-            attempt.cancel()
+        def watch() -> None:  # a timer, not a polling task per attempt: a burst has many attempts in flight
+            nonlocal abandoned, timer
+            if attempt.done():
+                return
+            if lease.expiring():
+                abandoned = True
+                attempt.cancel()
+            else:
+                timer = self.clock.call_later(self.MIN_ATTEMPT / 2, watch)
 
-        dog = asyncio.ensure_future(watchdog())
+        timer = self.clock.call_later(self.MIN_ATTEMPT / 2, watch)
         try:
             await attempt
         except asyncio.CancelledError:
-            if attempt.cancelled() and not dog.done():
+            if not abandoned:
                 raise  # we are being cancelled ourselves
             raise NotifyError(f"{ctx.integration.key if ctx.integration else ''}: abandoned: the claim's lease "
                               "is expiring", retriable=True) from None
         finally:
-            dog.cancel()
+            timer.cancel()
 
 
 class NotifyStage:
@@ -267,8 +280,8 @@ class NotifyStage:
         assert ctx.integration is not None
         await ctx.integration.notifier.notify(ctx, alerts)
         if self.metrics is not None:
-            self.metrics.notifications.labels(ctx.integration.name).inc()
-            self.metrics.notification_latency.labels(ctx.integration.name).observe(
+            self.metrics.child(self.metrics.notifications, ctx.integration.name).inc()
+            self.metrics.child(self.metrics.notification_latency, ctx.integration.name).observe(
                 max(0.0, (self.clock.time_ns() - ctx.now_ns) / 1e9))
         return alerts
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from hostwatch.core.gctune import settle_after_start
 from hostwatch.core.paths import ENV_STATE_ROOT
 
 
@@ -100,6 +101,7 @@ class Up:
             loop.add_signal_handler(sig, stop.set)
         try:
             await self.start()
+            settle_after_start()
             _, ps, _ = await self._hostwatch("ps")
             print(ps, end="")
             for svc in self.started_services:

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import sys
 
 from hostwatch.core.config import EXIT_USAGE, ConfigError, add_config_flags, load_config
+from hostwatch.core.gctune import settle_after_start
 from logshipper.config import ShipperConfig
 
 DEFAULT_LISTEN_ADDRESS = ":9101"  # its own /metrics when it runs alone; `up` serves it on :9100
-# The shipper allocates (and frees) containers at a high rate: a larger first generation lets most die
-# before a collection looks at them, and what start-up made is frozen out of later collections. Measured
-# with bench/shipper_throughput.py: ~6% less CPU per line.
-GC_THRESHOLDS = (10_000, 20, 100)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -46,8 +42,6 @@ async def _serve(config: ShipperConfig, listen_address: str) -> int:
     from logshipper.pipeline import Shipper
 
     shipper = Shipper(config)
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+    settle_after_start()
     return await serve_alone("ship", shipper, [shipper.metrics], listen_address,
                              f"shipping to Kafka {','.join(config.kafka.brokers)} topic {config.kafka.topic}")
