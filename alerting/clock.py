@@ -30,12 +30,20 @@ class Clock(Protocol):
         ...
 
 
+def resolver(fut: asyncio.Future[None]) -> Callable[[], None]:
+    """A callback that resolves `fut` unless it is already done."""
+    def resolve() -> None:
+        if not fut.done():
+            fut.set_result(None)
+    return resolve
+
+
 async def wait_or_timeout(clock: Clock, fut: asyncio.Future[None], timeout: float) -> None:
     """Until `fut` is done or `timeout` passes on `clock`; `fut` is the caller's own, and is resolved
     by the timeout. Cheaper than racing a sleeping task: thousands of flushes wait like this at once."""
     if fut.done():
         return
-    timer = clock.call_later(max(0.0, timeout), lambda: fut.done() or fut.set_result(None))
+    timer = clock.call_later(max(0.0, timeout), resolver(fut))
     try:
         await fut
     finally:
@@ -86,7 +94,7 @@ class ManualClock:
             await asyncio.sleep(0)
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.call_later(seconds, lambda: fut.done() or fut.set_result(None))
+        self.call_later(seconds, resolver(fut))
         await fut
 
     def call_later(self, seconds: float, fn: Callable[[], None]) -> Timer:

@@ -108,6 +108,7 @@ def parse_time_ns(value: str) -> int:
 _TIME_RE = re.compile(r"^(\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d)(\.\d+)?([Zz]|[+-]\d\d:\d\d)$")
 
 
+@lru_cache(maxsize=65536)  # an alert's times are formatted again at every flush and API read
 def format_time_ns(ns: int) -> str:
     """Go's time.Time JSON (RFC3339Nano, trailing zeros trimmed); 0 -> the zero time."""
     if ns == 0:

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import yarl
 
 from alerting.config import WebhookConfig
 from alerting.model import Alert, common, format_time_ns, fp_hex, regexp_quote_meta
@@ -63,14 +64,15 @@ class WebhookNotifier:
     def __init__(self, config: WebhookConfig, session: aiohttp.ClientSession, external_url: str,
                  now_ns: Any) -> None:
         self.config, self.session, self.external_url, self.now = config, session, external_url, now_ns
+        self.url = yarl.URL(config.url)  # parsed once, not at every attempt
 
     async def notify(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> None:
         body = go_json(webhook_message(ctx.receiver, ctx.group_key, ctx.group_labels, alerts, self.external_url,
                                        self.config.max_alerts, self.now()))
-        await post_json(self.session, self.config.url, body, ctx)
+        await post_json(self.session, self.url, body, ctx)
 
 
-async def post_json(session: aiohttp.ClientSession, url: str, body: bytes, ctx: NotifyContext) -> None:
+async def post_json(session: aiohttp.ClientSession, url: str | yarl.URL, body: bytes, ctx: NotifyContext) -> None:
     """One delivery attempt of a webhook body; NotifyError (retriable or not) unless the answer is 2xx."""
     timeout = aiohttp.ClientTimeout(total=ctx.attempt_timeout or DEFAULT_ATTEMPT_TIMEOUT)
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
