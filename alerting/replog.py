@@ -63,8 +63,6 @@ class KafkaLog:
         self._down_since: float | None = None  # monotonic; set by "all brokers down" errors
         self._producer: Any = None
         self._consumer: Any = None
-        self._appended = 0
-        self._settled = 0  # delivery reports received (success or failure), counted in the poll thread
 
     def _error(self, op: str, err: Any) -> None:
         if self.metrics is not None:
@@ -89,7 +87,10 @@ class KafkaLog:
         # duplicate record is harmless (every record applies idempotently). Not the idempotent producer:
         # its producer-id handshake delays the first record by up to a second on noida-db.
         self._producer = Producer({**self._conf("produce"), "linger.ms": 0, "acks": "all",
-                                   "max.in.flight.requests.per.connection": 1, "message.timeout.ms": 60_000})
+                                   "max.in.flight.requests.per.connection": 1, "message.timeout.ms": 60_000,
+                                   # Reports for failures only: a Python callback per delivered record
+                                   # would contend for the GIL with the API at every append.
+                                   "delivery.report.only.error": True})
         self._consumer = Consumer({**self._conf("consume"), "group.id": f"hostwatch-alerting-{os.getpid()}",
                                    "enable.auto.commit": False, "fetch.wait.max.ms": 10, "fetch.min.bytes": 1,
                                    "auto.offset.reset": "earliest"})
@@ -175,19 +176,16 @@ class KafkaLog:
         except BufferError:
             self._producer.poll(0.05)
             self._producer.produce(self.topic, key=key.encode(), value=data, on_delivery=self._delivered)
-        self._appended += 1
         if self.metrics is not None:
             self.metrics.child(self.metrics.log_records, "appended").inc()
 
     def _delivered(self, err: Any, msg: Any) -> None:
-        self._settled += 1
         if err is not None:
             self._error("produce", err)
 
     async def synced(self, timeout: float) -> bool:
-        target = self._appended
         deadline = time.monotonic() + timeout
-        while self._settled < target:
+        while self._producer is not None and len(self._producer) > 0:  # queued, in flight, or not yet reported
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.002)
