@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -34,6 +35,10 @@ CLAIM, BEAT, TAKEOVER, RELEASE, DONE = "claim", "beat", "takeover", "release", "
 FINAL_TTL = 6 * 3600.0  # seconds a finished claim is remembered (late claims for it must lose)
 ATTEMPT_MARGIN = 0.1  # fraction of the lease an attempt keeps free before the lease ends
 DELIVERY_SLOTS = 32  # deliveries in flight at once per replica
+# A replica that is not a group's preferred owner waits this long (or until the preferred replica's claim
+# is in the log) before it claims too, so that the replicas share a burst of notifications instead of
+# the fastest one taking every claim. Order in the log still decides: this only moves who is first.
+CLAIM_DEFER = 0.05
 
 Append = Callable[[str, dict[str, Any]], None]
 
@@ -183,8 +188,10 @@ class ClaimStage:
 
     def __init__(self, inner: Stage, fallback: Stage, table: ClaimTable, nflog: NotificationLog, append: Append,
                  replica: str, lease: float, clock: Clock, healthy: Callable[[], bool],
-                 metrics: AlertingMetrics | None = None, slots: asyncio.Semaphore | None = None) -> None:
+                 metrics: AlertingMetrics | None = None, slots: asyncio.Semaphore | None = None,
+                 live: Callable[[], list[str]] = list) -> None:
         self.inner, self.fallback, self.table, self.nflog = inner, fallback, table, nflog
+        self.live = live  # the live replicas' ids, sorted (the same list on every replica)
         self.append, self.me, self.lease, self.clock, self.healthy = append, replica, lease, clock, healthy
         self.metrics = metrics
         # Deliveries in flight at once: a burst of flushes (1,000 groups at once) must not crowd the
@@ -194,6 +201,14 @@ class ClaimStage:
     def _count(self, outcome: str) -> None:
         if self.metrics is not None:
             self.metrics.child(self.metrics.claims, outcome).inc()
+
+    def _preferred(self, group_key: str) -> bool:
+        """Whether this replica is the group's preferred owner: groups spread over the live replicas by a
+        hash of the group key (every replica computes the same)."""
+        ids = self.live()
+        if len(ids) < 2 or self.me not in ids:
+            return True
+        return ids[zlib.crc32(group_key.encode()) % len(ids)] == self.me
 
     def _send(self, op: str, key: str, **fields: Any) -> None:
         self.append(f"claim:{key}:{self.me}", {"op": op, "key": key, "replica": self.me,
@@ -212,6 +227,12 @@ class ClaimStage:
             return []
         if not self.healthy():
             return await self._fail_open(ctx, alerts)
+        if not self._preferred(ctx.group_key):
+            await self.table.changed(key, CLAIM_DEFER)  # ends early once the preferred owner's claim is in
+            st = self.table.get(key)
+            if st is not None and st.final:
+                self._count("lost")
+                return []
         self._send(CLAIM, key, groupKey=ctx.group_key, receiver=recv, basis=basis)
         confirm_by = self.clock.monotonic() + self.lease
         while True:

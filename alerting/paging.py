@@ -171,7 +171,7 @@ class Paging:
                              SetNotifiesStage(deps.nflog, deps.replica))
         fallback = MultiStage(WaitStage(lambda: deps.position() * deps.peer_timeout, c), once)
         claim = ClaimStage(deliver, fallback, deps.claims, deps.nflog, deps.append, deps.replica, deps.peer_timeout,
-                           c, deps.healthy, deps.metrics, deps.slots)
+                           c, deps.healthy, deps.metrics, deps.slots, deps.live)
         self._deps, self._chain = deps, MultiStage(once, claim)
 
     # -- the log ---------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ class PipelineDeps:
     metrics: AlertingMetrics | None = None
     backoff: Callable[[int], float] = default_backoff
     slots: asyncio.Semaphore | None = None  # shared by every integration of the replica
+    live: Callable[[], list[str]] = list  # the live replicas' ids, sorted (claims spread groups over them)
 
 
 IntegrationFactory = Callable[[ReceiverConfig, PipelineDeps], list[Integration]]
@@ -81,7 +82,7 @@ def integration_stage(deps: PipelineDeps) -> Stage:
     fallback = MultiStage(WaitStage(lambda: deps.position() * deps.peer_timeout, c),
                           DedupStage(deps.nflog, c.time_ns, metrics=deps.metrics))
     claim = ClaimStage(deliver, fallback, deps.claims, deps.nflog, deps.append, deps.replica, deps.peer_timeout, c,
-                       deps.healthy, deps.metrics, deps.slots)
+                       deps.healthy, deps.metrics, deps.slots, deps.live)
     return MultiStage(DedupStage(deps.nflog, c.time_ns, metrics=deps.metrics), claim)
 
 

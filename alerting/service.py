@@ -139,10 +139,13 @@ class AlertingService:
     def _build_dispatcher(self) -> Dispatcher:
         assert self._session is not None
         lease = self.config.cluster.peer_timeout
+        within = 3 * max(self.heartbeat_interval, lease)
         deps = PipelineDeps(self.clock, self.silences, self.inhibitor, self.nflog, self.claims, self._append,
-                            self.replica, lease, self.healthy,
-                            lambda: self.state.position(3 * max(self.heartbeat_interval, lease)),
-                            self._session, self.external_url, self.metrics)
+                            self.replica, lease, self.healthy, lambda: self.state.position(within),
+                            self._session, self.external_url, self.metrics,
+                            # Sharing claims only with replicas heard from in the last two heartbeats: a
+                            # replica that just died must not delay the groups it would have taken.
+                            live=lambda: [m.replica for m in self.state.live_members(2 * self.heartbeat_interval)])
         pipeline = build_pipeline(self.am_config, deps, self.factories)
         self.paging.bind(deps)
         # Waiting claimants may need two leases to take over a silent owner's claim.
