@@ -22,7 +22,7 @@ import asyncio
 import hashlib
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from alerting.clock import Clock, wait_or_timeout
@@ -265,11 +265,13 @@ class ClaimStage:
 
     async def _own(self, ctx: NotifyContext, alerts: list[Alert], key: str, took_over: bool) -> list[Alert]:
         self._count("takeover" if took_over else "won")
+        # The flush's own context carries the lease while this owner delivers (no copy per notification).
+        ctx.lease = _Lease(self.table, key, self.me, self.lease, self.clock, self.healthy)
         try:
-            lease = _Lease(self.table, key, self.me, self.lease, self.clock, self.healthy)
             async with self.slots:
-                return await self.inner.exec(replace(ctx, lease=lease), alerts)
+                return await self.inner.exec(ctx, alerts)
         except NotifyError:
+            ctx.lease = None
             st = self.table.get(key)
             if st is not None and not st.final and st.owner_id == self.me:
                 self._send(RELEASE, key)
@@ -277,6 +279,8 @@ class ClaimStage:
             if not self.healthy() and self.clock.monotonic() < ctx.deadline:
                 return await self._fail_open(ctx, alerts)
             raise
+        finally:
+            ctx.lease = None
 
     async def _fail_open(self, ctx: NotifyContext, alerts: list[Alert]) -> list[Alert]:
         self._count("unavailable")

@@ -244,26 +244,25 @@ class RetryStage:
             await self.inner.exec(ctx, alerts)
             return
         lease = ctx.lease
-        attempt = asyncio.ensure_future(self.inner.exec(ctx, alerts))
+        task = asyncio.current_task()
+        assert task is not None
         abandoned = False
         timer: Timer | None = None
 
-        def watch() -> None:  # a timer, not a polling task per attempt: a burst has many attempts in flight
+        def watch() -> None:  # a timer on this task, not a polling task per attempt: bursts have many
             nonlocal abandoned, timer
-            if attempt.done():
-                return
             if lease.expiring():
                 abandoned = True
-                attempt.cancel()
+                task.cancel()
             else:
                 timer = self.clock.call_later(self.MIN_ATTEMPT / 2, watch)
 
         timer = self.clock.call_later(self.MIN_ATTEMPT / 2, watch)
         try:
-            await attempt
+            await self.inner.exec(ctx, alerts)
         except asyncio.CancelledError:
-            if not abandoned:
-                raise  # we are being cancelled ourselves
+            if not abandoned or task.uncancel() > 0:
+                raise  # we are being cancelled ourselves (too)
             raise NotifyError(f"{ctx.integration.key if ctx.integration else ''}: abandoned: the claim's lease "
                               "is expiring", retriable=True) from None
         finally:
