@@ -132,7 +132,8 @@ class Shipper:
         assert self.buffer is not None, "emit before start"
         runs = self.encode(batch.events)
         oldest = min(e.time_ns for e in batch.events) if batch.events else time.time_ns()
-        await self.buffer.push(RecordBatch(None, batch.ack, batch.source, oldest, runs=runs).sized())
+        await self.buffer.push(RecordBatch(None, batch.ack, batch.source, oldest, runs=runs,
+                                           replayable=batch.replayable).sized())
 
     async def _push_lines(self, batch: LineBatch) -> None:
         """docker_json's columns (one file, so one container): enriched once, rendered from a template."""
@@ -150,7 +151,8 @@ class Shipper:
         template = self.config.kafka.topic
         topic = template if self._static_topic else topic_for(template, labels or {})
         run = Run(topic, cid.encode() if cid else None, values)
-        await self.buffer.push(RecordBatch(None, batch.ack, batch.source, batch.oldest_ns, runs=[run]).sized())
+        await self.buffer.push(RecordBatch(None, batch.ack, batch.source, batch.oldest_ns, runs=[run],
+                                           replayable=batch.replayable).sized())
 
     def _next_sequence(self, n: int) -> tuple[int, int]:
         """event.created for a batch of n events, and the event.sequence of its first."""

@@ -45,6 +45,9 @@ class Batch:
     events: list[LogEvent]
     ack: Ack | None = None  # called once, when every event is delivered or deliberately dropped
     source: str = ""  # the source's name, for telemetry
+    # The source reads these events again after a restart until `ack` has run (it commits a file offset
+    # or a journal cursor in the ack): the disk buffer need not write them while they are delivered soon.
+    replayable: bool = False
 
 
 @dataclass(slots=True)

@@ -54,10 +54,11 @@ class RecordBatch:
     Records that may be changed in place; `runs` of a batch built from records groups them afresh.
     """
 
-    __slots__ = ("_runs", "_records", "_handed_over", "ack", "source", "oldest_ns", "nbytes")
+    __slots__ = ("_runs", "_records", "_handed_over", "ack", "source", "oldest_ns", "nbytes", "replayable")
 
     def __init__(self, records: list[Record] | None = None, ack: Ack | None = None, source: str = "",
-                 oldest_ns: int = 0, nbytes: int = 0, *, runs: list[Run] | None = None) -> None:
+                 oldest_ns: int = 0, nbytes: int = 0, *, runs: list[Run] | None = None,
+                 replayable: bool = False) -> None:
         self._records = records if records is not None or runs is not None else []
         self._runs = runs if records is None else None
         self._handed_over: int | None = None  # the record count once forget_values() dropped them
@@ -65,6 +66,7 @@ class RecordBatch:
         self.source = source
         self.oldest_ns = oldest_ns  # event time of its oldest record (for the oldest-buffered-age gauge)
         self.nbytes = nbytes  # sum of value, key and topic sizes; set by `sized()`
+        self.replayable = replayable  # its source reads it again after a restart until the ack (core Batch)
 
     @property
     def runs(self) -> list[Run]:

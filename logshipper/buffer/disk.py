@@ -3,6 +3,12 @@ long broker outage (file format: logshipper.buffer.segments).
 
 - push() encodes the batch as one frame and appends it with one write(2) (the page cache has it
   at once, so a killed process loses nothing; fsync every `sync_interval` covers a power cut).
+- A replayable batch (its source reads it again after a restart until its ack has run: json-file
+  offsets, journald cursors) that goes straight into the in-memory window is not written at first:
+  delivered within the sync interval, as it is while Kafka keeps up, it never touches the disk (as
+  rsyslog's disk-assisted queues). It is written before any later frame (so the disk keeps push order),
+  by the sync after the next if it still waits, and at close. A crash loses nothing its source cannot
+  read again; the one case given up is a file Docker's rotation removed within those two intervals.
 - pop() hands batches out in write order. The batches pushed while the backlog is small stay in an
   in-memory window (CACHE_BYTES) and are handed out as they are; beyond it only a small entry per
   batch (its ack) stays in memory and the batch is read back from its segment (READ_AHEAD_BYTES at
@@ -62,8 +68,9 @@ _TRANSIENT_WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EIO)  # a full disk
 class _Frame:
     seg: int
     end: int  # offset just after the frame
-    length: int
+    length: int  # 0: not written (a replayable batch in the window; see push())
     batch: RecordBatch
+    synced: int = 0  # the buffer's sync count when it was pushed (unwritten frames: written one sync later)
 
 
 # a batch left on disk only: (ack, oldest_ns, segment, end offset, record bytes, events)
@@ -89,6 +96,9 @@ class DiskBuffer:
         self._cursor: Position = (0, 0)  # just after the last frame handed out
         self._cache: deque[_Frame] = deque()
         self._cache_bytes = 0
+        self._unwritten = 0  # frames at the window's tail not written yet (replayable batches)
+        self._order = asyncio.Lock()  # pushes reach the window and the disk in the order they got here
+        self._syncs = 0
         self._spilled: deque[_Spilled] = deque()
         self._spilled_bytes = 0
         self._readahead: deque[_Frame] = deque()
@@ -139,6 +149,8 @@ class DiskBuffer:
         self._stop.set()
         if self._sync_task is not None:
             await asyncio.gather(self._sync_task, return_exceptions=True)
+        async with self._order:
+            await self._write_unwritten()
         self._unsynced = True
         await self._sync()
         async with self._read_lock:
@@ -160,21 +172,63 @@ class DiskBuffer:
             return
         if not batch.nbytes:
             batch.sized()
-        frame = segments.encode(batch)
-        length = sum(map(len, frame))
+        frame = None if batch.replayable else segments.encode(batch)
         if not await self._room.admit(batch, batch.nbytes):
             return
         await self._window_room(batch.nbytes)
-        if not await self._write(batch, frame, length):
-            return
-        self._room.add(len(batch), batch.nbytes)
-        if not self._spilled and self._cache_bytes + batch.nbytes <= CACHE_BYTES:
-            self._cache.append(_Frame(self._wseg, self._woff, length, batch))
-            self._cache_bytes += batch.nbytes
-        else:
-            self._spilled.append((batch.ack, batch.oldest_ns, self._wseg, self._woff, batch.nbytes, len(batch)))
-            self._spilled_bytes += batch.nbytes
-        self._ready.set()
+        async with self._order:  # a write that waits (a full disk) must not let a later push pass it
+            to_window = not self._spilled and self._cache_bytes + batch.nbytes <= CACHE_BYTES
+            if to_window and batch.replayable:
+                self._room.add(len(batch), batch.nbytes)
+                self._cache.append(_Frame(self._wseg, self._woff, 0, batch, self._syncs))
+                self._unwritten += 1
+                self._cache_bytes += batch.nbytes
+                self._ready.set()
+                return
+            if not await self._write_unwritten():
+                return
+            if frame is None:
+                frame = segments.encode(batch)
+            length = sum(map(len, frame))
+            if not await self._write(batch, frame, length):
+                return
+            self._room.add(len(batch), batch.nbytes)
+            if to_window:
+                self._cache.append(_Frame(self._wseg, self._woff, length, batch))
+                self._cache_bytes += batch.nbytes
+            else:
+                self._spilled.append((batch.ack, batch.oldest_ns, self._wseg, self._woff, batch.nbytes,
+                                      len(batch)))
+                self._spilled_bytes += batch.nbytes
+            self._ready.set()
+
+    async def _write_unwritten(self, pushed_before: int | None = None) -> bool:
+        """Write the window's unwritten frames (all at its tail, in push order) before anything after them;
+        with `pushed_before`, only those pushed before that sync (a prefix of them). False: closed
+        meanwhile, or a write failed and drop_newest dropped a batch (the rest are written)."""
+        if not self._unwritten:
+            return True
+        for frame in list(self._cache)[-self._unwritten:]:
+            if pushed_before is not None and frame.synced >= pushed_before:
+                break
+            if frame.length or frame not in self._cache:  # written, or handed out while a write waited
+                continue
+            parts = segments.encode(frame.batch)
+            length = sum(map(len, parts))
+            if not await self._write(frame.batch, parts, length):
+                self._forget_unwritten(frame)
+                continue
+            frame.seg, frame.end, frame.length = self._wseg, self._woff, length
+            self._unwritten -= 1
+        return not self._room.closed
+
+    def _forget_unwritten(self, frame: _Frame) -> None:
+        """drop_newest dropped the batch (and ran its ack) when it could not be written: out of the window."""
+        if frame in self._cache:
+            self._cache.remove(frame)
+            self._cache_bytes -= frame.batch.nbytes
+            self._room.remove(len(frame.batch), frame.batch.nbytes)
+        self._unwritten -= 1
 
     async def _window_room(self, nbytes: int) -> None:
         keep = self.keep_in_window
@@ -264,6 +318,9 @@ class DiskBuffer:
     def _hand_out(self, frame: _Frame) -> RecordBatch:
         self._window_freed.set()
         batch = frame.batch
+        if not frame.length:  # unwritten: it sits just after everything written
+            self._unwritten -= 1
+            frame.seg, frame.end = self._wseg, self._woff
         self._cursor = (frame.seg, frame.end)
         seq = self._committer.track(self._cursor)
         self._in_flight[id(batch)] = (seq, batch.nbytes, len(batch), batch.oldest_ns)
@@ -359,6 +416,12 @@ class DiskBuffer:
                 log.exception("disk buffer sync failed; retrying")
 
     async def _sync(self) -> None:
+        self._syncs += 1
+        if self._unwritten and not self._order.locked():  # a push holding it writes them first anyway (and
+            async with self._order:                        # may be waiting for this sync to free the disk)
+                # What was already waiting at the last sync goes to disk: while Kafka keeps up, a batch
+                # is delivered long before that; a crash loses at most two sync intervals of them.
+                await self._write_unwritten(self._syncs - 1)
         async with self._sync_lock:
             to_close, self._to_close = self._to_close, []
             wfd = self._wfd if self._unsynced else -1

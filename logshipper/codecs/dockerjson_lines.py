@@ -54,7 +54,7 @@ class LineBatch(Batch):
         self.streams = streams
         self.offsets = offsets
         self.oldest_ns = oldest_ns
-        Batch.__init__(self, [], ack, source)
+        Batch.__init__(self, [], ack, source, True)  # re-read from the file's checkpoint until acked
         self.columnar = True
 
     def __len__(self) -> int:

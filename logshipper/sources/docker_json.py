@@ -270,7 +270,7 @@ class DockerJsonSource:
             events.ack = ack
             await self._emit(events)
         else:
-            await self._emit(Batch(events, ack, DOCKER_JSON))
+            await self._emit(Batch(events, ack, DOCKER_JSON, replayable=True))
 
     def _rewind(self, g: Group) -> None:
         """Forget what was read and not delivered: read it again (the same event ids) from the commits."""

@@ -330,7 +330,7 @@ class JournaldSource:
         self._tracked = pos
         seq = self._committer.track(pos)
         assert self._emit is not None
-        await self._emit(Batch(events, partial(self._acked, seq), self.name))
+        await self._emit(Batch(events, partial(self._acked, seq), self.name, replayable=True))
 
     def _acked(self, seq: int) -> None:
         self._advance(self._committer.done(seq))

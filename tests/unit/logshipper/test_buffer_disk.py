@@ -30,14 +30,17 @@ def filler(seed: str, size: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
-def batch(tag: str, n: int = 10, size: int = 100, acks: list[str] | None = None) -> RecordBatch:
+def batch(tag: str, n: int = 10, size: int = 100, acks: list[str] | None = None,
+          replayable: bool = False) -> RecordBatch:
     records = []
     for i in range(n):
         prefix = f"{tag}:{i}:".encode()
         records.append(Record(f"topic-{i % 2}", f"c{i % 3}".encode() if i % 4 else None,
                               prefix + filler(f"{tag}:{i}", size - len(prefix))))
     ack = (lambda: acks.append(tag)) if acks is not None else None
-    return RecordBatch(records, ack, "docker_json", 1_000 + n).sized()
+    b = RecordBatch(records, ack, "docker_json", 1_000 + n).sized()
+    b.replayable = replayable
+    return b
 
 
 def tag_of(b: RecordBatch) -> str:
@@ -152,6 +155,97 @@ def test_kill_9_while_batches_are_buffered_replays_all_of_them(tmp_path: Path) -
     out = run(reopen)
     assert [b.oldest_ns for b in out] == list(range(200))  # nothing synced: the released one comes again too
     assert out[7].records[19].value.startswith(b"7:19:") and out[7].records[19].key == b"k1"
+
+
+CHILD_REPLAYABLE = textwrap.dedent("""
+    import asyncio, random, sys, time
+    from pathlib import Path
+    from logshipper.buffer import DiskBuffer
+    from logshipper.buffer.base import Record, RecordBatch
+    from logshipper.config import BufferConfig
+    from logshipper.telemetry import ShipperMetrics
+
+    async def main():
+        buf = DiskBuffer(BufferConfig(sync_interval=float(sys.argv[2])), Path(sys.argv[1]), ShipperMetrics())
+        await buf.open()
+        for i, kind in enumerate(sys.argv[3]):  # r: replayable (a file's lines), n: not (a GELF datagram's)
+            recs = [Record("t", b"k", b"%d:%d:" % (i, j) + random.Random(i * 100 + j).randbytes(200))
+                    for j in range(5)]
+            await buf.push(RecordBatch(recs, None, "docker_json", i, replayable=kind == "r").sized())
+        await asyncio.sleep(float(sys.argv[4]))
+        print("pushed", flush=True)
+        time.sleep(60)
+
+    asyncio.run(main())
+""")
+
+
+def _kill_9_then_replay(tmp_path: Path, sync_interval: float, kinds: str, wait: float) -> list[int]:
+    with subprocess.Popen([sys.executable, "-c", CHILD_REPLAYABLE, str(tmp_path), str(sync_interval), kinds,
+                           str(wait)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as child:
+        try:
+            assert child.stdout is not None
+            line = child.stdout.readline()
+        finally:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(10)
+        assert line == b"pushed\n", line + child.stdout.read()
+
+    async def reopen() -> list[int]:
+        buf = open_disk(tmp_path)
+        await buf.open()
+        out = await drain(buf)
+        await buf.close()
+        return [b.oldest_ns for b in out]
+
+    return run(reopen)
+
+
+def test_replayable_batches_in_the_window_are_written_only_before_a_later_frame() -> None:
+    """Killed before the next sync: the trailing replayable batches were never written (their sources
+    read them again); the ones before a non-replayable batch were written first, in push order."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        assert _kill_9_then_replay(Path(d), 60, "rrnrr", 0) == [0, 1, 2]
+    with tempfile.TemporaryDirectory() as d:
+        assert _kill_9_then_replay(Path(d), 60, "rrrr", 0) == []
+
+
+def test_replayable_batches_still_waiting_at_a_sync_are_written(tmp_path: Path) -> None:
+    assert _kill_9_then_replay(tmp_path, 0.05, "rrrr", 0.5) == [0, 1, 2, 3]
+
+
+def test_replayable_batches_delivered_at_once_never_touch_the_disk(tmp_path: Path) -> None:
+    acks: list[str] = []
+
+    async def body() -> list[str]:
+        buf = open_disk(tmp_path, sync_interval=60)
+        await buf.open()
+        for i in range(50):
+            await buf.push(batch(f"r{i}", acks=acks, replayable=True))
+            buf.release(await buf.pop())
+        sizes = [p.stat().st_size for p in (tmp_path / "buffer").glob("*.seg")]
+        await buf.push(batch("n", acks=acks))  # not replayable: written
+        buf.release(await buf.pop())
+        await buf.close()
+        return [str(s) for s in sizes]
+
+    assert run(body) == ["0"]
+    assert acks == [f"r{i}" for i in range(50)] + ["n"]
+    assert sum(p.stat().st_size for p in (tmp_path / "buffer").glob("*.seg")) > 0
+
+
+def test_close_writes_what_is_still_waiting(tmp_path: Path) -> None:
+    async def first() -> None:
+        buf = open_disk(tmp_path, sync_interval=60)
+        await buf.open()
+        for i in range(3):
+            await buf.push(batch(f"r{i}", replayable=True))
+        await buf.close()
+
+    run(first)
+    assert run(lambda: _reopen_tags(tmp_path)) == ["r0", "r1", "r2"]
 
 
 def _three_batches_then_close(tmp_path: Path) -> Path:
@@ -309,16 +403,26 @@ def test_memory_stays_bounded_with_a_large_backlog(tmp_path: Path) -> None:
     assert after < 12 << 20
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_random_walk_matches_a_model_of_delivery_and_replay(tmp_path: Path, seed: int,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def _random_walk(tmp_path: Path, seed: int, window: int, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
     """Random pushes, pops, out-of-order releases and reopens, with a window and a read-ahead small
     enough that batches spill to disk and are read back: every pop is the next batch in write order,
-    every ack is its own batch's, and a reopen replays exactly what follows the delivered prefix."""
-    monkeypatch.setattr(disk, "CACHE_BYTES", 6000)
+    every ack is its own batch's, and a reopen replays exactly what follows the delivered prefix, but for
+    replayable batches handed out before anything wrote them (their sources read those again)."""
+    monkeypatch.setattr(disk, "CACHE_BYTES", window)
     monkeypatch.setattr(disk, "READ_AHEAD_BYTES", 5000)
     rng = random.Random(seed)
     acks: list[str] = []
+    unwritten: set[str] = set()  # handed out while only in memory
+    handed_unwritten = [0]
+    hand_out = disk.DiskBuffer._hand_out
+
+    def recording(self: disk.DiskBuffer, frame: Any) -> RecordBatch:
+        if not frame.length:
+            unwritten.add(tag_of(frame.batch))
+            handed_unwritten[0] += 1
+        return hand_out(self, frame)
+
+    monkeypatch.setattr(disk.DiskBuffer, "_hand_out", recording)
 
     async def body() -> int:
         written: list[str] = []  # every batch in write order
@@ -337,7 +441,8 @@ def test_random_walk_matches_a_model_of_delivery_and_replay(tmp_path: Path, seed
                 tag = f"s{seed}n{serial}"
                 serial += 1
                 events[tag] = rng.randint(1, 12)
-                await buf.push(batch(tag, n=events[tag], size=rng.randint(20, 400), acks=acks))
+                await buf.push(batch(tag, n=events[tag], size=rng.randint(20, 400), acks=acks,
+                                     replayable=rng.random() < 0.7))  # unwritten until a later write
                 written.append(tag)
                 this_run.add(tag)
             elif op < 0.75 and next_pop < len(written):
@@ -358,7 +463,8 @@ def test_random_walk_matches_a_model_of_delivery_and_replay(tmp_path: Path, seed
                 prefix = 0
                 while prefix < len(written) and written[prefix] in released:
                     prefix += 1
-                written = written[prefix:]  # what must come again, in order
+                written = [t for t in written[prefix:] if t not in unwritten]  # what must come again, in order
+                unwritten.clear()
                 released.clear()
                 handed.clear()
                 this_run.clear()
@@ -373,7 +479,21 @@ def test_random_walk_matches_a_model_of_delivery_and_replay(tmp_path: Path, seed
         await buf.close()
         return reopens
 
-    assert run(body) > 0
+    return run(body), handed_unwritten[0]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_walk_matches_a_model_of_delivery_and_replay(tmp_path: Path, seed: int,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    reopens, _ = _random_walk(tmp_path, seed, 6000, monkeypatch)  # a small window: most batches spill
+    assert reopens > 0
+
+
+@pytest.mark.parametrize("seed", range(6, 9))
+def test_random_walk_with_replayable_batches_handed_out_unwritten(tmp_path: Path, seed: int,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    reopens, unwritten = _random_walk(tmp_path, seed, 60000, monkeypatch)  # room in the window
+    assert reopens > 0 and unwritten > 0
 
 
 @pytest.fixture
