@@ -51,5 +51,6 @@ class AlertingMetrics:
         if c is None:
             c = self._children[key] = metric.labels(*values)
         return c
+
     def exposition(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -79,8 +79,7 @@ def test_prometheus_alerts_two_replicas_one_notification_each_way(
         replicas: ReplicaFactory, receiver: Receiver, prometheus_to: Any) -> None:
     r1 = replicas("r1", group_wait="2s", group_interval="3s")
     r2 = replicas("r2", group_wait="2s", group_interval="3s")
-    target = Target()
-    try:
+    with contextlib.closing(Target()) as target:
         target.values = {"a": 1.0, "b": 1.0, "c": 0.0}
         prometheus_to(target.address, [r1.url.removeprefix("http://"), r2.url.removeprefix("http://")])
         groups = receiver.wait_groups(1, timeout=40)
@@ -102,8 +101,6 @@ def test_prometheus_alerts_two_replicas_one_notification_each_way(
         assert last["alerts"][0]["generatorURL"].startswith("http://")
         assert last["commonLabels"] == {"alertname": "ValueHigh", "job": "test",
                                         "instance": target.address, "severity": "page"}
-    finally:
-        target.close()
 
 
 def amtool(url: str, *args: str) -> str:

@@ -133,26 +133,31 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def test_kill_9_while_batches_are_buffered_replays_all_of_them(tmp_path: Path) -> None:
-    with subprocess.Popen([sys.executable, "-c", CHILD, str(tmp_path), "200"], cwd=ROOT,
+def _kill_9_once_pushed(code: str, *args: str) -> None:
+    """Run a buffer-filling child until it says "pushed", then SIGKILL it."""
+    with subprocess.Popen([sys.executable, "-c", code, *args], cwd=ROOT,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as child:
+        assert child.stdout is not None
         try:
-            assert child.stdout is not None
             line = child.stdout.readline()
         finally:
             os.kill(child.pid, signal.SIGKILL)
             child.wait(10)
         assert line == b"pushed\n", line + child.stdout.read()
+
+
+async def _reopen_batches(tmp_path: Path) -> list[RecordBatch]:
+    buf = open_disk(tmp_path)
+    await buf.open()
+    out = await drain(buf)
+    await buf.close()
+    return out
+
+
+def test_kill_9_while_batches_are_buffered_replays_all_of_them(tmp_path: Path) -> None:
+    _kill_9_once_pushed(CHILD, str(tmp_path), "200")
     assert len(seg_files(tmp_path)) > 5  # 200 x ~4.5 KB frames over 20 KB segments
-
-    async def reopen() -> list[RecordBatch]:
-        buf = open_disk(tmp_path)
-        await buf.open()
-        out = await drain(buf)
-        await buf.close()
-        return out
-
-    out = run(reopen)
+    out = run(lambda: _reopen_batches(tmp_path))
     assert [b.oldest_ns for b in out] == list(range(200))  # nothing synced: the released one comes again too
     assert out[7].records[19].value.startswith(b"7:19:") and out[7].records[19].key == b"k1"
 
@@ -181,35 +186,16 @@ CHILD_REPLAYABLE = textwrap.dedent("""
 
 
 def _kill_9_then_replay(tmp_path: Path, sync_interval: float, kinds: str, wait: float) -> list[int]:
-    with subprocess.Popen([sys.executable, "-c", CHILD_REPLAYABLE, str(tmp_path), str(sync_interval), kinds,
-                           str(wait)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as child:
-        try:
-            assert child.stdout is not None
-            line = child.stdout.readline()
-        finally:
-            os.kill(child.pid, signal.SIGKILL)
-            child.wait(10)
-        assert line == b"pushed\n", line + child.stdout.read()
-
-    async def reopen() -> list[int]:
-        buf = open_disk(tmp_path)
-        await buf.open()
-        out = await drain(buf)
-        await buf.close()
-        return [b.oldest_ns for b in out]
-
-    return run(reopen)
+    _kill_9_once_pushed(CHILD_REPLAYABLE, str(tmp_path), str(sync_interval), kinds, str(wait))
+    return [b.oldest_ns for b in run(lambda: _reopen_batches(tmp_path))]
 
 
-def test_replayable_batches_in_the_window_are_written_only_before_a_later_frame() -> None:
+@pytest.mark.parametrize(("kinds", "replayed"), [("rrnrr", [0, 1, 2]), ("rrrr", [])])
+def test_replayable_batches_in_the_window_are_written_only_before_a_later_frame(
+        tmp_path: Path, kinds: str, replayed: list[int]) -> None:
     """Killed before the next sync: the trailing replayable batches were never written (their sources
     read them again); the ones before a non-replayable batch were written first, in push order."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as d:
-        assert _kill_9_then_replay(Path(d), 60, "rrnrr", 0) == [0, 1, 2]
-    with tempfile.TemporaryDirectory() as d:
-        assert _kill_9_then_replay(Path(d), 60, "rrrr", 0) == []
+    assert _kill_9_then_replay(tmp_path, 60, kinds, 0) == replayed
 
 
 def test_replayable_batches_still_waiting_at_a_sync_are_written(tmp_path: Path) -> None:
@@ -261,25 +247,23 @@ def _three_batches_then_close(tmp_path: Path) -> Path:
 
 
 async def _reopen_tags(tmp_path: Path) -> list[str]:
-    buf = open_disk(tmp_path)
-    await buf.open()
-    out = await drain(buf)
-    await buf.close()
-    return [tag_of(b) for b in out]
+    return [tag_of(b) for b in await _reopen_batches(tmp_path)]
 
 
-@pytest.mark.parametrize("damage", ["cut", "crc", "garbage_tail", "half_header"])
+DAMAGES: dict[str, tuple[Callable[[bytes], bytes], int]] = {  # the segment's bytes -> damaged, frames kept
+    "cut": (lambda d: d[:-7], 2),  # the last write was cut short by a crash
+    "crc": (lambda d: d[:-3] + bytes([d[-3] ^ 0xFF]) + d[-2:], 2),
+    "garbage_tail": (lambda d: d + b"\x00\x01\x02", 3),
+    "half_header": (lambda d: d + segments.HEADER.pack(1 << 20, 0)[:5], 3),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
 def test_a_torn_or_corrupt_tail_frame_is_dropped_and_earlier_frames_kept(tmp_path: Path, damage: str) -> None:
     seg = _three_batches_then_close(tmp_path)
     data = seg.read_bytes()
-    if damage == "cut":
-        seg.write_bytes(data[:-7])  # the last write was cut short by a crash
-    elif damage == "crc":
-        seg.write_bytes(data[:-3] + bytes([data[-3] ^ 0xFF]) + data[-2:])
-    elif damage == "garbage_tail":
-        seg.write_bytes(data + b"\x00\x01\x02")
-    else:
-        seg.write_bytes(data + segments.HEADER.pack(1 << 20, 0)[:5])
+    spoil, kept = DAMAGES[damage]
+    seg.write_bytes(spoil(data))
     frame = len(data) // 3  # three frames of the same size
 
     async def reopen() -> tuple[int, list[str]]:
@@ -291,10 +275,7 @@ def test_a_torn_or_corrupt_tail_frame_is_dropped_and_earlier_frames_kept(tmp_pat
         return size, tags
 
     size, tags = run(reopen)
-    if damage in ("cut", "crc"):
-        assert (size, tags) == (2 * frame, ["b0", "b1"])
-    else:
-        assert (size, tags) == (3 * frame, ["b0", "b1", "b2"])
+    assert (size, tags) == (kept * frame, [f"b{i}" for i in range(kept)])
 
 
 def test_after_a_torn_tail_new_batches_are_written_and_replayed_cleanly(tmp_path: Path) -> None:
