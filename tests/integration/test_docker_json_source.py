@@ -16,11 +16,14 @@ from logshipper.telemetry import ShipperMetrics
 from hostwatch_cli import HW
 
 LINES = 20_000
-# The sleep lets the source find the container's (empty) log first: Docker's rotation deletes a file
-# max-file rotations after it was made, read or not, and at ~50k lines/s a 64 kB file lasts ~16 ms.
-WRITER = f"sleep 1; i=0; while [ $i -lt {LINES} ]; do i=$((i+1)); echo line-$i; echo err-$i >&2; done"
-# ~55 files are written and ~25 removed while the source reads. The 30 kept (~0.5 s of this writer) are
-# the reader's slack: with 20 (~0.3 s) a loaded CI machine once stalled the reader past a removal.
+PAUSE_EVERY = 250
+# The first sleep lets the source find the container's (empty) log first: Docker's rotation deletes a file
+# max-file rotations after it was made, read or not. Unpaced, this writer fills a 64 kB file in ~16 ms, so
+# the 30 files kept were only ~0.5 s of slack, and a loaded CI machine twice stalled the reader past a
+# removal (with 20 files, then with 30). Paced at 20 ms per 250 lines (~0.6 file), the slack is ~1.5 s.
+WRITER = (f"sleep 1; i=0; while [ $i -lt {LINES} ]; do i=$((i+1)); echo line-$i; echo err-$i >&2; "
+          f"[ $((i % {PAUSE_EVERY})) -eq 0 ] && sleep 0.02; done; true")
+# ~55 files are written and ~25 removed while the source reads.
 MAX_FILE = 30
 
 
