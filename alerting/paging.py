@@ -286,8 +286,8 @@ class Paging:
         return go_json(out)
 
     async def _post(self, n: Notification, body: bytes, ctx: NotifyContext) -> None:
-        assert self._deps is not None and self._deps.session is not None
-        await post_json(self._deps.session, n.contact.address, body, ctx)
+        assert self._deps is not None and self._deps.http is not None
+        await post_json(self._deps.http, n.contact.address, body, ctx)
 
     # -- running ---------------------------------------------------------------------------------
     async def start(self) -> None:

@@ -13,11 +13,10 @@ import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import aiohttp
-
 from alerting.claims import DELIVERY_SLOTS, ClaimStage, ClaimTable
 from alerting.clock import Clock
 from alerting.config import AlertmanagerConfig, ReceiverConfig
+from alerting.httpclient import HTTPClient
 from alerting.inhibit import Inhibitor
 from alerting.metrics import AlertingMetrics
 from alerting.nflog import NotificationLog
@@ -55,7 +54,7 @@ class PipelineDeps:
     peer_timeout: float
     healthy: Callable[[], bool]
     position: Callable[[], int]
-    session: aiohttp.ClientSession | None
+    http: HTTPClient | None
     external_url: str
     metrics: AlertingMetrics | None = None
     backoff: Callable[[int], float] = default_backoff
@@ -69,8 +68,8 @@ IntegrationFactory = Callable[[ReceiverConfig, PipelineDeps], list[Integration]]
 def webhook_integrations(rc: ReceiverConfig, deps: PipelineDeps) -> list[Integration]:
     if not rc.webhook_configs:
         return []
-    assert deps.session is not None
-    return [Integration(rc.name, "webhook", i, WebhookNotifier(w, deps.session, deps.external_url,
+    assert deps.http is not None
+    return [Integration(rc.name, "webhook", i, WebhookNotifier(w, deps.http, deps.external_url,
                                                                deps.clock.time_ns), w.send_resolved)
             for i, w in enumerate(rc.webhook_configs)]
 

@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from alerting import config as amconfig
@@ -26,6 +25,7 @@ from alerting.api import Api
 from alerting.claims import ClaimTable
 from alerting.clock import Clock, SystemClock
 from alerting.dispatch import AggregationGroup, Dispatcher
+from alerting.httpclient import HTTPClient
 from alerting.inhibit import Inhibitor
 from alerting.metrics import AlertingMetrics
 from alerting.model import Alert, format_time_ms
@@ -97,7 +97,7 @@ class AlertingService:
         self.inhibitor = Inhibitor(self.am_config.inhibit_rules)
         self.dispatcher: Dispatcher | None = None
         self._runner: web.AppRunner | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._http: HTTPClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._started_ns = 0
         self.external_url = config.web.external_url or ""
@@ -137,12 +137,12 @@ class AlertingService:
         return self._runner is not None and self.replog.caught_up()
 
     def _build_dispatcher(self) -> Dispatcher:
-        assert self._session is not None
+        assert self._http is not None
         lease = self.config.cluster.peer_timeout
         within = 3 * max(self.heartbeat_interval, lease)
         deps = PipelineDeps(self.clock, self.silences, self.inhibitor, self.nflog, self.claims, self._append,
                             self.replica, lease, self.healthy, lambda: self.state.position(within),
-                            self._session, self.external_url, self.metrics,
+                            self._http, self.external_url, self.metrics,
                             # Sharing claims only with replicas heard from in the last two heartbeats: a
                             # replica that just died must not delay the groups it would have taken.
                             live=lambda: [m.replica for m in self.state.live_members(2 * self.heartbeat_interval)])
@@ -160,7 +160,7 @@ class AlertingService:
     async def start(self) -> None:
         host, port = parse_listen_address(self.config.web.listen_address)
         self._started_ns = self.clock.time_ns()
-        self._session = aiohttp.ClientSession()
+        self._http = HTTPClient()
         await self.replog.start(self.state.apply)
         app = web.Application(client_max_size=64 << 20)
         app.add_routes(Api(self).routes())
@@ -301,9 +301,9 @@ class AlertingService:
             self._runner = None
         with contextlib.suppress(Exception):
             await self.replog.stop()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     async def __aenter__(self) -> AlertingService:
         await self.start()

@@ -11,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import aiohttp
 import orjson
-import yarl
 
 from alerting.config import WebhookConfig
+from alerting.httpclient import HTTPClient, HTTPError
 from alerting.model import Alert, common, format_time_ns, fp_hex, regexp_quote_meta
 from alerting.stages import NotifyContext, NotifyError
 
@@ -61,30 +60,29 @@ def webhook_message(receiver: str, group_key: str, group_labels: dict[str, str],
 
 
 class WebhookNotifier:
-    def __init__(self, config: WebhookConfig, session: aiohttp.ClientSession, external_url: str,
-                 now_ns: Any) -> None:
-        self.config, self.session, self.external_url, self.now = config, session, external_url, now_ns
-        self.url = yarl.URL(config.url)  # parsed once, not at every attempt
+    def __init__(self, config: WebhookConfig, client: HTTPClient, external_url: str, now_ns: Any) -> None:
+        self.config, self.client, self.external_url, self.now = config, client, external_url, now_ns
 
     async def notify(self, ctx: NotifyContext, alerts: Sequence[Alert]) -> None:
         body = go_json(webhook_message(ctx.receiver, ctx.group_key, ctx.group_labels, alerts, self.external_url,
                                        self.config.max_alerts, self.now()))
-        await post_json(self.session, self.url, body, ctx)
+        await post_json(self.client, self.config.url, body, ctx)
 
 
-async def post_json(session: aiohttp.ClientSession, url: str | yarl.URL, body: bytes, ctx: NotifyContext) -> None:
+async def post_json(client: HTTPClient, url: str, body: bytes, ctx: NotifyContext) -> None:
     """One delivery attempt of a webhook body; NotifyError (retriable or not) unless the answer is 2xx."""
-    timeout = aiohttp.ClientTimeout(total=ctx.attempt_timeout or DEFAULT_ATTEMPT_TIMEOUT)
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
     if ctx.claim:
         # Lets a receiver that cares recognise a re-delivery of the same notification.
         headers["Idempotency-Key"] = ctx.claim
     try:
-        async with session.post(url, data=body, headers=headers, timeout=timeout) as resp:
-            await resp.read()
-            status = resp.status
-    except (TimeoutError, aiohttp.ClientError, OSError) as e:
-        raise NotifyError(f"webhook {url}: {e or type(e).__name__}") from None
-    if status // 100 == 2:
+        resp = await client.post(url, body, headers, ctx.attempt_timeout or DEFAULT_ATTEMPT_TIMEOUT)
+    except TimeoutError:
+        raise NotifyError(f"webhook {url}: timed out") from None
+    except HTTPError as e:
+        raise NotifyError(f"webhook {url}: {e}") from None
+    if resp.status // 100 == 2:
         return
-    raise NotifyError(f"webhook {url}: unexpected status code {status}", retriable=status // 100 == 5)
+    detail = f": {resp.body.decode(errors='replace')}" if resp.body else ""
+    raise NotifyError(f"webhook {url}: unexpected status code {resp.status}{detail}",
+                      retriable=resp.status // 100 == 5)

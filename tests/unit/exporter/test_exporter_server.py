@@ -6,7 +6,6 @@ import asyncio
 import base64
 import ctypes
 import ctypes.util
-import datetime
 import gzip
 import ssl
 import threading
@@ -17,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from selfsigned import self_signed
 
 from exporter.server import ExporterService, negotiate
 from exporter.webconfig import WebConfigError, bcrypt_matches, load_web_config
@@ -71,24 +71,6 @@ def _bcrypt(password: str) -> str:
     return str(lib.crypt(password.encode(), lib.crypt_gensalt(b"$2y$", 4, None, 0)).decode())
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(1).not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
-    (tmp / "tls.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp / "tls.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                    serialization.NoEncryption()))
-    return tmp / "tls.crt", tmp / "tls.key"
-
-
 def test_bcrypt_check() -> None:
     h = _bcrypt("s3cret")
     assert bcrypt_matches("s3cret", h) and not bcrypt_matches("nope", h)
@@ -96,7 +78,7 @@ def test_bcrypt_check() -> None:
 
 
 def test_basic_auth_and_tls(tmp_path: Path) -> None:
-    _self_signed(tmp_path)
+    self_signed(tmp_path)
     web = tmp_path / "web.yml"
     web.write_text(
         "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n"

@@ -1,0 +1,369 @@
+"""The webhook's HTTP/1.1 client: keep-alive connections per origin over asyncio protocols.
+
+A notification needs one request shape (POST a JSON body, read the status) and aiohttp's ClientSession
+spent ~110 us of the event loop on each (its request/response objects, tracing hooks, cookie jar and
+stream readers), a third of what a notification cost in a burst; this client spends about half of that
+(the rest is the kernel's loopback send and connect). What it keeps of an HTTP client's duties:
+a pool of idle connections per origin reused LIFO and dropped after `IDLE_TIMEOUT`, one retry on a fresh
+connection when a reused one turns out closed before any byte of the answer (as Go's Transport does
+for a server that closed an idle connection), Content-Length, chunked and close-delimited bodies,
+1xx answers skipped, `Connection: close` honoured, TLS for https, basic auth from the URL's userinfo.
+No redirects (Alertmanager's webhook client does not follow them for a POST either), no proxies.
+
+`ResponseParser` is the pure half: bytes in, a `Response` out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import ssl
+import time
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+MAX_HEAD_BYTES = 64 << 10  # status line + headers; beyond it the answer is malformed
+BODY_KEPT = 1024  # of an answer's body, for error messages (Alertmanager quotes the body it got)
+IDLE_TIMEOUT = 90.0  # Go's DefaultTransport.IdleConnTimeout
+MAX_IDLE_PER_ORIGIN = 256
+
+
+class HTTPError(Exception):
+    """The exchange failed: connection refused or lost, a malformed answer, a bad URL."""
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: bytes  # its first BODY_KEPT bytes
+    keep_alive: bool
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed URL: where to connect and the request's head apart from per-request headers."""
+
+    scheme: str
+    host: str
+    port: int
+    head: bytes  # "POST <target> HTTP/1.1\r\nHost: ...\r\n[Authorization: ...\r\n]"
+
+    @property
+    def origin(self) -> tuple[str, str, int]:
+        return self.scheme, self.host, self.port
+
+
+@functools.lru_cache(maxsize=1024)
+def target(url: str, method: str = "POST") -> Target:
+    """Raises HTTPError for a URL that is not absolute http(s)."""
+    try:
+        u = urllib.parse.urlsplit(url)
+        port = u.port
+    except ValueError as e:
+        raise HTTPError(f"bad URL {url!r}: {e}") from None
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise HTTPError(f"bad URL {url!r}: want http:// or https:// and a host")
+    host = u.hostname
+    default = 443 if u.scheme == "https" else 80
+    port = port or default
+    ascii_host = host.encode("idna").decode() if not host.isascii() else host
+    host_header = f"[{ascii_host}]" if ":" in ascii_host else ascii_host
+    if port != default:
+        host_header += f":{port}"
+    path = urllib.parse.quote(u.path or "/", safe="/%:@!$&'()*+,;=-._~")
+    if u.query:
+        path += "?" + urllib.parse.quote(u.query, safe="/%:@!$&'()*+,;=-._~?")
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host_header}\r\n"
+    if u.username is not None:
+        creds = f"{urllib.parse.unquote(u.username)}:{urllib.parse.unquote(u.password or '')}"
+        head += f"Authorization: Basic {base64.b64encode(creds.encode()).decode()}\r\n"
+    return Target(u.scheme, ascii_host, port, head.encode())
+
+
+def request_bytes(t: Target, body: bytes, headers: Mapping[str, str]) -> bytes:
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return b"".join((t.head, extra.encode("latin-1"), b"Content-Length: %d\r\n\r\n" % len(body), body))
+
+
+class ResponseParser:
+    """One answer at a time: `feed` returns the Response once it is complete (bytes after it are kept
+    in `rest`), None while more is needed; HTTPError for a malformed answer."""
+
+    def __init__(self, no_body: bool = False) -> None:
+        self._buf = bytearray()
+        self._no_body = no_body
+        self._status = 0
+        self._keep_alive = True
+        self._remaining = -1  # bytes of body (or of the current chunk) still to come
+        self._mode = "head"  # head, length, chunk-size, chunk-data, chunk-crlf, trailers, close
+        self._kept = bytearray()
+        self.rest = b""
+        self.started = False  # a byte of the answer has arrived
+
+    def feed(self, data: bytes) -> Response | None:
+        if data:
+            self.started = True
+            self._buf += data
+        while True:
+            if self._mode == "head":
+                end = self._buf.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(self._buf) > MAX_HEAD_BYTES:
+                        raise HTTPError(f"response head over {MAX_HEAD_BYTES} bytes")
+                    return None
+                head = bytes(self._buf[:end])
+                del self._buf[:end + 4]
+                if not self._head(head):
+                    continue  # a 1xx: the real answer follows
+            elif self._mode == "length":
+                if not self._take(self._remaining):
+                    return None
+                return self._done()
+            elif self._mode == "chunk-size":
+                eol = self._buf.find(b"\r\n")
+                if eol < 0:
+                    if len(self._buf) > MAX_HEAD_BYTES:
+                        raise HTTPError("chunk size line too long")
+                    return None
+                size = self._buf[:eol].split(b";", 1)[0].strip()
+                del self._buf[:eol + 2]
+                try:
+                    self._remaining = int(size, 16)
+                except ValueError:
+                    raise HTTPError(f"bad chunk size {bytes(size)[:20]!r}") from None
+                if self._remaining < 0:
+                    raise HTTPError(f"bad chunk size {bytes(size)[:20]!r}")
+                self._mode = "chunk-data" if self._remaining else "trailers"
+            elif self._mode == "chunk-data":
+                if not self._take(self._remaining):
+                    return None
+                self._mode = "chunk-crlf"
+            elif self._mode == "chunk-crlf":
+                if len(self._buf) < 2:
+                    return None
+                if self._buf[:2] != b"\r\n":
+                    raise HTTPError("chunk not followed by CRLF")
+                del self._buf[:2]
+                self._mode = "chunk-size"
+            elif self._mode == "trailers":
+                if self._buf[:2] == b"\r\n":
+                    del self._buf[:2]
+                    return self._done()
+                end = self._buf.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(self._buf) > MAX_HEAD_BYTES:
+                        raise HTTPError("trailers too long")
+                    return None
+                del self._buf[:end + 4]
+                return self._done()
+            else:  # close-delimited: complete at EOF only
+                self._take(len(self._buf))
+                return None
+
+    def eof(self) -> Response | None:
+        """The connection closed: the answer if EOF completes it, else None."""
+        if self._mode == "close":
+            self._take(len(self._buf))
+            return self._done()
+        return None
+
+    def _head(self, head: bytes) -> bool:
+        """Parses a status line and headers; False for an interim (1xx) answer."""
+        lines = head.split(b"\r\n")
+        parts = lines[0].split(b" ", 2)
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit() or len(parts[1]) != 3:
+            raise HTTPError(f"malformed status line {lines[0][:80]!r}")
+        status = int(parts[1])
+        if 100 <= status < 200 and status != 101:
+            return False
+        self._status = status
+        length: int | None = None
+        chunked = False
+        connection = b""
+        for line in lines[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep:
+                raise HTTPError(f"malformed header line {line[:80]!r}")
+            name = name.strip().lower()
+            if name == b"content-length":
+                try:
+                    length = int(value.strip())
+                except ValueError:
+                    raise HTTPError(f"bad Content-Length {value.strip()[:20]!r}") from None
+                if length < 0:
+                    raise HTTPError(f"bad Content-Length {length}")
+            elif name == b"transfer-encoding":
+                chunked = value.strip().lower().endswith(b"chunked")
+            elif name == b"connection":
+                connection = value.strip().lower()
+        http10 = parts[0] == b"HTTP/1.0"
+        self._keep_alive = b"keep-alive" in connection if http10 else b"close" not in connection
+        if self._no_body or status in (204, 304):
+            self._mode, self._remaining = "length", 0
+        elif chunked:
+            self._mode = "chunk-size"
+        elif length is not None:
+            self._mode, self._remaining = "length", length
+        else:
+            self._mode, self._keep_alive = "close", False
+        return True
+
+    def _take(self, n: int) -> bool:
+        """Consumes up to n body bytes (keeping the first BODY_KEPT); True once n were there."""
+        got = min(n, len(self._buf))
+        if len(self._kept) < BODY_KEPT:
+            self._kept += self._buf[:min(got, BODY_KEPT - len(self._kept))]
+        del self._buf[:got]
+        self._remaining = n - got
+        return got == n
+
+    def _done(self) -> Response:
+        self.rest = bytes(self._buf)
+        return Response(self._status, bytes(self._kept), self._keep_alive)
+
+
+class _Connection(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self._parser: ResponseParser | None = None
+        self._waiter: asyncio.Future[Response] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def send(self, data: bytes) -> asyncio.Future[Response]:
+        assert self.transport is not None
+        self._parser = ResponseParser()
+        self._waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(data)
+        return self._waiter
+
+    @property
+    def answered(self) -> bool:
+        """A byte of the current answer has arrived (a failure then is not a stale connection's)."""
+        return self._parser is not None and self._parser.started
+
+    def data_received(self, data: bytes) -> None:
+        if self._parser is None or self._waiter is None:
+            self.close()  # bytes nobody asked for: the connection cannot be trusted with a next request
+            return
+        try:
+            resp = self._parser.feed(data)
+        except HTTPError as e:
+            self._fail(e)
+            return
+        if resp is not None:
+            self._finish(resp, leftover=bool(self._parser.rest))
+
+    def eof_received(self) -> bool | None:
+        return None  # close the transport; connection_lost settles the waiter
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._parser is not None and self._waiter is not None and not self._waiter.done():
+            resp = self._parser.eof()
+            if resp is not None:
+                self._waiter.set_result(resp)
+            else:
+                self._waiter.set_exception(HTTPError(f"connection closed before a complete response"
+                                                     f"{': ' + str(exc) if exc else ''}"))
+        self._parser = self._waiter = None
+
+    def _finish(self, resp: Response, leftover: bool) -> None:
+        waiter = self._waiter
+        self._parser = self._waiter = None
+        if leftover or not resp.keep_alive:
+            self.close()
+        if waiter is not None and not waiter.done():
+            waiter.set_result(resp)
+
+    def _fail(self, e: Exception) -> None:
+        waiter = self._waiter
+        self.close()
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(e)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class HTTPClient:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None, idle_timeout: float = IDLE_TIMEOUT,
+                 max_idle: int = MAX_IDLE_PER_ORIGIN) -> None:
+        self._ssl = ssl_context
+        self._idle_timeout = idle_timeout
+        self._max_idle = max_idle
+        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str], timeout: float) -> Response:
+        """One POST; HTTPError for a failed exchange, TimeoutError after `timeout` seconds."""
+        t = target(url)
+        data = request_bytes(t, body, headers)
+        async with asyncio.timeout(timeout):
+            conn = self._checkout(t)
+            if conn is not None:
+                try:
+                    return await self._exchange(t, conn, data)
+                except HTTPError:
+                    if conn.answered:
+                        raise
+                    # a kept connection the server had closed: once more on a new one
+            return await self._exchange(t, await self._connect(t), data)
+
+    async def _exchange(self, t: Target, conn: _Connection, data: bytes) -> Response:
+        try:
+            resp = await conn.send(data)
+        except BaseException:
+            conn.close()  # cancelled or failed mid-answer: unusable for the next request
+            raise
+        if not conn.closed:
+            self._checkin(t, conn)
+        return resp
+
+    def _checkout(self, t: Target) -> _Connection | None:
+        idle = self._idle.get(t.origin)
+        now = time.monotonic()
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and now - conn.idle_since < self._idle_timeout:
+                return conn
+            conn.close()
+        return None
+
+    def _checkin(self, t: Target, conn: _Connection) -> None:
+        idle = self._idle.setdefault(t.origin, [])
+        if len(idle) >= self._max_idle:
+            conn.close()
+            return
+        conn.idle_since = time.monotonic()
+        idle.append(conn)
+
+    async def _connect(self, t: Target) -> _Connection:
+        loop = asyncio.get_running_loop()
+        tls: ssl.SSLContext | None = None
+        if t.scheme == "https":
+            tls = self._ssl or _default_tls()
+        try:
+            _, conn = await loop.create_connection(_Connection, t.host, t.port, ssl=tls,
+                                                   server_hostname=t.host if tls else None)
+        except OSError as e:
+            raise HTTPError(f"dial tcp {t.host}:{t.port}: {e.strerror or e}") from None
+        return conn
+
+    async def close(self) -> None:
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.close()
+        self._idle.clear()
+
+
+@functools.cache
+def _default_tls() -> ssl.SSLContext:
+    return ssl.create_default_context()
