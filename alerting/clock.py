@@ -50,6 +50,50 @@ async def wait_or_timeout(clock: Clock, fut: asyncio.Future[None], timeout: floa
         timer.cancel()
 
 
+def all_done(futs: list[asyncio.Future[None]]) -> asyncio.Future[None]:
+    """A future resolved once every one of `futs` is done (at once for none)."""
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    left = len(futs)
+    if not left:
+        done.set_result(None)
+
+    def one(_: asyncio.Future[None]) -> None:
+        nonlocal left
+        left -= 1
+        if not left and not done.done():
+            done.set_result(None)
+
+    for f in futs:
+        f.add_done_callback(one)
+    return done
+
+
+class Wakeup:
+    """A flag a loop sleeps on with a timeout: `set` wakes the sleeper or, if it is not asleep yet, makes
+    its next `sleep` return at once; `clear` forgets earlier sets. No task per sleep (wait_or_timeout)."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._fut: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._set = True
+        if self._fut is not None and not self._fut.done():
+            self._fut.set_result(None)
+
+    def clear(self) -> None:
+        self._set = False
+
+    async def sleep(self, clock: Clock, seconds: float) -> None:
+        if self._set:
+            return
+        self._fut = asyncio.get_running_loop().create_future()
+        try:
+            await wait_or_timeout(clock, self._fut, seconds)
+        finally:
+            self._fut = None
+
+
 class SystemClock:
     def time_ns(self) -> int:
         return time.time_ns()

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from alerting.acks import Ack
 from alerting.claims import ClaimStage
+from alerting.clock import Wakeup, all_done, wait_or_timeout
 from alerting.config import AlertmanagerConfig, ReceiverConfig
 from alerting.dispatch import group_id
 from alerting.model import FIRING, RESOLVED, Alert
@@ -139,7 +140,7 @@ class Paging:
         self._replayed: list[Notification] = []
         self._deps: PipelineDeps | None = None
         self._chain: Stage | None = None
-        self._changed = asyncio.Event()
+        self._changed = Wakeup()
         self._waiting: dict[str, list[asyncio.Future[None]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
@@ -242,13 +243,7 @@ class Paging:
                 self.apply_record(key, rec)
 
     async def _wait(self, futs: list[asyncio.Future[None]], timeout: float) -> None:
-        every = asyncio.ensure_future(asyncio.wait(futs))
-        sleeper = asyncio.ensure_future(self.svc.clock.sleep(timeout))
-        try:
-            await asyncio.wait({every, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            every.cancel()
-            sleeper.cancel()
+        await wait_or_timeout(self.svc.clock, all_done(futs), timeout)
 
     # -- delivery --------------------------------------------------------------------------------
     def _deliver(self, n: Notification) -> None:
@@ -330,16 +325,7 @@ class Paging:
             except Exception:  # noqa: BLE001 - a failed tick must not stop escalation for good
                 log.exception("alerting: on-call tick failed")
                 wait = TICK_RETRY
-            await self._sleep_or_change(wait)
-
-    async def _sleep_or_change(self, seconds: float) -> None:
-        changed = asyncio.ensure_future(self._changed.wait())
-        sleeper = asyncio.ensure_future(self.svc.clock.sleep(seconds))
-        try:
-            await asyncio.wait({changed, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            changed.cancel()
-            sleeper.cancel()
+            await self._changed.sleep(self.svc.clock, wait)
 
     def _group_message(self, group_key: str) -> dict[str, Any] | None:
         """The group's webhook message as this replica sees it now (None if it has no such group)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from alerting.clock import ManualClock, SystemClock, wait_or_timeout
+from alerting.clock import ManualClock, SystemClock, Wakeup, all_done, wait_or_timeout
 
 
 def test_manual_timers_fire_in_deadline_order_and_cancelled_ones_never() -> None:
@@ -53,3 +53,41 @@ def test_system_clock_timer_runs_on_the_loop() -> None:
         return clock.monotonic() - t0
 
     assert 0.04 <= asyncio.run(main()) < 1.0
+
+
+def test_all_done_waits_for_every_future_and_counts_cancelled_ones_as_done() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        assert all_done([]).done()
+        a, b = loop.create_future(), loop.create_future()
+        both = all_done([a, b])
+        a.set_result(None)
+        await asyncio.sleep(0)
+        assert not both.done()
+        b.cancel()
+        await asyncio.sleep(0)
+        assert both.done()
+
+    asyncio.run(main())
+
+
+def test_wakeup_ends_a_sleep_early_and_a_set_before_the_sleep_is_not_lost() -> None:
+    async def main() -> None:
+        clock = ManualClock()
+        w = Wakeup()
+        sleeper = asyncio.ensure_future(w.sleep(clock, 10.0))
+        await clock.advance(1.0)
+        assert not sleeper.done()
+        w.set()
+        await clock.settle()
+        assert sleeper.done() and clock.monotonic() == 1.0
+        await w.sleep(clock, 10.0)  # still set: returns at once
+        assert clock.monotonic() == 1.0
+        w.clear()
+        sleeper = asyncio.ensure_future(w.sleep(clock, 10.0))
+        await clock.advance(9.9)
+        assert not sleeper.done()
+        await clock.advance(0.2)
+        assert sleeper.done()  # cleared: only the timeout ends it
+
+    asyncio.run(main())
