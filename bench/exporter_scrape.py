@@ -59,6 +59,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
 
 
+def nofile_limits(pid: int) -> str:
+    """The process's RLIMIT_NOFILE as "soft/hard" (what caps the files it can keep open)."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return f"{soft}/{hard}"
+    return "?"
+
+
 def rss_mb(pid: int) -> tuple[float, float]:
     status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     return int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024
@@ -266,7 +275,8 @@ def main() -> int:
                         f"{nm['cpu'] * 1e3:.1f} ms CPU/scrape)") if nm else "node_exporter: not installed"
             print(f"N={n:5d}  p50 {m['p50'] * 1e3:7.1f} ms  p99 {m['p99'] * 1e3:7.1f} ms  "
                   f"CPU {m['cpu'] * 1e3:.1f} ms/scrape  {m['us_per_series']:.2f} us/series  series {m['series']:.0f}  "
-                  f"files kept open {files:.0f}  RSS {rss:.1f} MB (peak {hwm:.1f})  idle CPU {idle:.2f}%", flush=True)
+                  f"files kept open {files:.0f} (RLIMIT_NOFILE {nofile_limits(exp.pid)})  "
+                  f"RSS {rss:.1f} MB (peak {hwm:.1f})  idle CPU {idle:.2f}%", flush=True)
             ratio_floor = m["cpu"] / floor if floor else float("nan")
             ratio_node = m["us_per_series"] / nm["us_per_series"] if nm and nm["us_per_series"] else float("nan")
             print(f"         open/read/close floor {floor * 1e3:.1f} ms CPU/scrape ({ops} file ops); exporter/floor "
