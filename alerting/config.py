@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from alerting.httpclient import BadURL, target
 from alerting.matchers import EQUAL, REGEX, Matcher, MatcherError, parse_matchers, sort_matchers
 from alerting.model import LABEL_NAME_RE
 from hostwatch.core.config import ConfigError
@@ -281,6 +282,10 @@ class _Parser:
                 raise self.fail(wp, "one of url or url_file must be configured")
             if not url.startswith(("http://", "https://")):
                 raise self.fail(wp + ".url", f"unsupported scheme in URL {url!r}")
+            try:
+                target(url)
+            except BadURL as e:
+                raise self.fail(wp + ".url", str(e)) from None
             sr, ma = wd.get("send_resolved", True), wd.get("max_alerts", 0)
             if not isinstance(sr, bool):
                 raise self.fail(wp + ".send_resolved", "must be true or false")

@@ -34,6 +34,10 @@ class HTTPError(Exception):
     """The exchange failed: connection refused or lost, a malformed answer, a bad URL."""
 
 
+class BadURL(HTTPError):
+    """The URL cannot be requested at all (retrying cannot help)."""
+
+
 @dataclass(frozen=True)
 class Response:
     status: int
@@ -57,14 +61,14 @@ class Target:
 
 @functools.lru_cache(maxsize=1024)
 def target(url: str, method: str = "POST") -> Target:
-    """Raises HTTPError for a URL that is not absolute http(s)."""
+    """Raises BadURL for a URL that is not absolute http(s) with a host and a valid port."""
     try:
         u = urllib.parse.urlsplit(url)
         port = u.port
     except ValueError as e:
-        raise HTTPError(f"bad URL {url!r}: {e}") from None
+        raise BadURL(f"bad URL {url!r}: {e}") from None
     if u.scheme not in ("http", "https") or not u.hostname:
-        raise HTTPError(f"bad URL {url!r}: want http:// or https:// and a host")
+        raise BadURL(f"bad URL {url!r}: want http:// or https:// and a host")
     host = u.hostname
     default = 443 if u.scheme == "https" else 80
     port = port or default

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from alerting.config import WebhookConfig
-from alerting.httpclient import HTTPClient, HTTPError
+from alerting.httpclient import BadURL, HTTPClient, HTTPError
 from alerting.model import Alert, common, format_time_ns, fp_hex, regexp_quote_meta
 from alerting.stages import NotifyContext, NotifyError
 
@@ -80,7 +80,7 @@ async def post_json(client: HTTPClient, url: str, body: bytes, ctx: NotifyContex
     except TimeoutError:
         raise NotifyError(f"webhook {url}: timed out") from None
     except HTTPError as e:
-        raise NotifyError(f"webhook {url}: {e}") from None
+        raise NotifyError(f"webhook {url}: {e}", retriable=not isinstance(e, BadURL)) from None
     if resp.status // 100 == 2:
         return
     detail = f": {resp.body.decode(errors='replace')}" if resp.body else ""

@@ -39,6 +39,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from alerting.httpclient import BadURL, target
 from alerting.oncall.contacts import EMAIL, WEBHOOK, Contact, Person
 from alerting.oncall.escalation import DEFAULT_LEVEL_TIMEOUT, MAX_REPEAT, EscalationPolicy, Level
 from alerting.oncall.rotation import ALL_DAYS, DAY, WEEK, WEEKDAYS, Layer, Restriction, TurnLength, resolve_local
@@ -55,6 +56,14 @@ _CALENDAR = {"w": 7, "d": 1}
 _ELAPSED = {"h": 3600.0, "m": 60.0, "s": 1.0}
 _DAY_NAMES = {name: i for i, name in enumerate(WEEKDAYS)} | {
     full: i for i, full in enumerate(("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"))}
+
+
+def _is_http_url(value: str) -> bool:
+    try:
+        target(value)
+    except BadURL:
+        return False
+    return True
 
 
 class _Receiver(Protocol):
@@ -186,7 +195,7 @@ class _Reader:
             ((key, value),) = cd.items()
             if not isinstance(value, str):
                 raise self.fail(f"{cw}.{key}", "must be a string")
-            if key == "webhook_url" and not re.match(r"^https?://[^/\s]+", value):
+            if key == "webhook_url" and not _is_http_url(value):
                 raise self.fail(f"{cw}.{key}", f"{value!r} is not an http(s) URL")
             if key == "email" and not re.match(r"^[^@\s]+@[^@\s]+$", value):
                 raise self.fail(f"{cw}.{key}", f"{value!r} is not an email address")

@@ -88,6 +88,12 @@ ERRORS = [
     ("route: {receiver: r}\nreceivers: [{webhook_configs: []}]", "missing name in receiver"),
     ("route: {receiver: r}\nreceivers: [{name: r, webhook_configs: [{send_resolved: true}]}]",
      "one of url or url_file must be configured"),
+    ("route: {receiver: r}\nreceivers: [{name: r, webhook_configs: [{url: 'ftp://x/'}]}]",
+     "receivers[0].webhook_configs[0].url: unsupported scheme in URL 'ftp://x/'"),
+    ("route: {receiver: r}\nreceivers: [{name: r, webhook_configs: [{url: 'http://x:99999/'}]}]",
+     "receivers[0].webhook_configs[0].url: bad URL 'http://x:99999/'"),
+    ("route: {receiver: r}\nreceivers: [{name: r, webhook_configs: [{url: 'http:///hook'}]}]",
+     "receivers[0].webhook_configs[0].url: bad URL 'http:///hook': want http:// or https:// and a host"),
     ("route: {receiver: r}\nreceivers: [{name: r}]\ninhibit_rules: [{equal: ['a b']}]", "invalid label name 'a b'"),
     ("route: {receiver: r\n", "invalid YAML"),
 ]

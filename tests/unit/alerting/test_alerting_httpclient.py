@@ -15,6 +15,8 @@ import pytest
 from selfsigned import self_signed
 
 from alerting.httpclient import BODY_KEPT, HTTPClient, HTTPError, Response, ResponseParser, request_bytes, target
+from alerting.stages import NotifyContext, NotifyError
+from alerting.webhook import post_json
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 CHUNKED = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -281,5 +283,39 @@ def test_https_with_a_trusted_certificate_and_basic_auth(tmp_path: Path) -> None
             await client.close()
         assert srv.connections == 1  # one kept connection (the refused handshake never reached the handler)
         assert all(b"Authorization: Basic " + base64.b64encode(b"bob:secret") in h for h in seen) and len(seen) == 2
+
+    asyncio.run(main())
+
+
+def test_webhook_attempts_retry_what_can_succeed_later_and_not_a_url_that_never_will() -> None:
+    async def answer(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        while True:
+            head, _ = await read_request(r)
+            code = b"503 Busy" if b"/busy" in head else b"404 Not Found"
+            w.write(b"HTTP/1.1 " + code + b"\r\nContent-Length: 4\r\n\r\nnope")
+            await w.drain()
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    ctx = NotifyContext("{}:{}", {}, "r", 3600.0, 0, 0.0, attempt_timeout=5.0)
+
+    async def outcome(client: HTTPClient, url: str) -> tuple[bool, str]:
+        with pytest.raises(NotifyError) as e:
+            await post_json(client, url, b"{}", ctx)
+        return e.value.retriable, str(e.value)
+
+    async def main() -> None:
+        client = HTTPClient()
+        async with Server(answer) as url:
+            base = url.rsplit("/", 1)[0]
+            for path, retriable, code in (("/busy", True, 503), ("/gone", False, 404)):
+                want = f"webhook {base}{path}: unexpected status code {code}: nope"
+                assert await outcome(client, base + path) == (retriable, want)
+        retriable, message = await outcome(client, f"http://127.0.0.1:{closed_port}/")
+        assert retriable and "dial tcp" in message
+        retriable, message = await outcome(client, "http://127.0.0.1:99999/")
+        assert not retriable and "bad URL" in message
+        await client.close()
 
     asyncio.run(main())

@@ -121,6 +121,8 @@ ERRORS = [
     ("people[0].contacts[0]", {"webhook_url": "http://a", "email": "a@b"}, "give exactly one of webhook_url or email"),
     ("people[0].contacts[0]", {"pager": "123"}, "unknown key 'people[0].contacts[0].pager'"),
     ("people[0].contacts[0].webhook_url", "ftp://x", "people[0].contacts[0].webhook_url: 'ftp://x' is not an http"),
+    ("people[0].contacts[0].webhook_url", "http://pager:0x50/a",
+     "people[0].contacts[0].webhook_url: 'http://pager:0x50/a' is not an http"),
     ("people[0].contacts[1].email", "nobody", "people[0].contacts[1].email: 'nobody' is not an email address"),
     ("people[1].name", "alice", "people[1].name: duplicate name 'alice'"),
     ("people[1].name", "bob smith", "people[1].name: 'bob smith' is not a name"),
