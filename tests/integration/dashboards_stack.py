@@ -37,7 +37,7 @@ import pytest
 from dashboards.sources import Prometheus
 
 from hostwatch_cli import HW
-from peers import NoidaDB, free_port, stop_process, wait_http
+from peers import LocalHTTPServer, NoidaDB, free_port, stop_process, wait_http
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "compose" / "prometheus" / "rules" / "hostwatch.rules.yml"
@@ -91,14 +91,11 @@ class Webhook:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server = LocalHTTPServer(Handler)
+        self.url = f"http://127.0.0.1:{self.server.port}/hook"
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @dataclass

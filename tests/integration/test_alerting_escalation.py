@@ -23,7 +23,7 @@ import pytest
 import test_alerting_ha as ha
 from test_alerting_ha import Replica
 
-from peers import NoidaDB
+from peers import LocalHTTPServer, NoidaDB
 
 noida = ha.noida
 LEVEL1_TIMEOUT = 6.0
@@ -73,9 +73,8 @@ class Phones:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LocalHTTPServer(Handler)
+        self.base = f"http://127.0.0.1:{self.server.port}"
 
     def pages(self, kind: str = "page") -> dict[tuple[str, str], list[dict[str, Any]]]:
         """(person, alertname) -> the notifications of that kind."""
@@ -93,8 +92,7 @@ class Phones:
         return cond()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 @pytest.fixture

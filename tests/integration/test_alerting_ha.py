@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from peers import NoidaDB, free_port, stop_process, wait_http
+from peers import LocalHTTPServer, NoidaDB, free_port, stop_process, wait_http
 
 CONFIG = """
 route:
@@ -63,9 +63,8 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LocalHTTPServer(Handler)
+        self.url = f"http://127.0.0.1:{self.server.port}/hook"
 
     def by_group(self) -> dict[str, list[dict[str, Any]]]:
         with self.lock:
@@ -81,8 +80,7 @@ class Receiver:
         return self.by_group()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 class Replica:

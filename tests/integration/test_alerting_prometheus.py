@@ -9,7 +9,6 @@ import contextlib
 import http.server
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 import test_alerting_ha as ha
 from test_alerting_ha import Receiver, ReplicaFactory
 
-from peers import prometheus_alerting
+from peers import LocalHTTPServer, prometheus_alerting
 
 # The HA module's fixtures, shared: noida-db for the module, a webhook receiver, replicas on a fresh topic.
 noida, receiver, replicas = ha.noida, ha.receiver, ha.replicas
@@ -45,13 +44,11 @@ class Target:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LocalHTTPServer(Handler)
+        self.address = f"127.0.0.1:{self.server.port}"
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 RULES = """
