@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from alerting.httpclient import BadURL, target
+from alerting.http11 import BadURL, target
 from alerting.matchers import EQUAL, REGEX, Matcher, MatcherError, parse_matchers, sort_matchers
 from alerting.model import LABEL_NAME_RE
 from hostwatch.core.config import ConfigError

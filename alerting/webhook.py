@@ -14,7 +14,8 @@ from typing import Any
 import orjson
 
 from alerting.config import WebhookConfig
-from alerting.httpclient import BadURL, HTTPClient, HTTPError
+from alerting.http11 import BadURL, HTTPError
+from alerting.httpclient import HTTPClient
 from alerting.model import Alert, common, format_time_ns, fp_hex, regexp_quote_meta
 from alerting.stages import NotifyContext, NotifyError
 

@@ -39,7 +39,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from alerting.httpclient import BadURL, target
+from alerting.http11 import BadURL, target
 from alerting.oncall.contacts import EMAIL, WEBHOOK, Contact, Person
 from alerting.oncall.escalation import DEFAULT_LEVEL_TIMEOUT, MAX_REPEAT, EscalationPolicy, Level
 from alerting.oncall.rotation import ALL_DAYS, DAY, WEEK, WEEKDAYS, Layer, Restriction, TurnLength, resolve_local

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from selfsigned import self_signed
 
-from alerting.httpclient import BODY_KEPT, HTTPClient, HTTPError, Response, ResponseParser, request_bytes, target
+from alerting.http11 import BODY_KEPT, HTTPError, Response, ResponseParser, request_bytes, target
+from alerting.httpclient import HTTPClient
 from alerting.stages import NotifyContext, NotifyError
 from alerting.webhook import post_json
 
