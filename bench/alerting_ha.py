@@ -40,6 +40,10 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from localhttp import LocalHTTPServer  # noqa: E402
+
 TICK = os.sysconf("SC_CLK_TCK")
 PEER_TIMEOUT = "2s"
 CONFIG = """
@@ -95,14 +99,6 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> 
     raise SystemExit(f"{url}: not ready after {timeout}s")
 
 
-class _Server(http.server.ThreadingHTTPServer):
-    # socketserver's listen backlog is 5: a burst of new webhook connections overflows it, and each
-    # dropped SYN costs the sender a 1 s retransmit, which the bench would charge to the system under test
-    # (measured: 18 overflows and a 1.04 s p99 for 500 groups). Real receivers listen with somaxconn.
-    request_queue_size = socket.SOMAXCONN
-    daemon_threads = True
-
-
 class Receiver:
     def __init__(self) -> None:
         self.hits: list[tuple[float, str, str]] = []  # (monotonic, path, groupKey)
@@ -123,9 +119,11 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = _Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        # Its full listen backlog matters here: with socketserver's 5, a burst of webhook connections
+        # overflowed it and each dropped SYN cost the sender a 1 s retransmit, which the bench charged to
+        # the system under test (measured: 18 overflows and a 1.04 s p99 for 500 groups).
+        self.server = LocalHTTPServer(Handler)
+        self.url = f"http://127.0.0.1:{self.server.port}"
 
 
 def iso(t: float) -> str:

@@ -33,11 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from localhttp import LocalHTTPServer
 
 from dashboards.sources import Prometheus
 
 from hostwatch_cli import HW
-from peers import LocalHTTPServer, NoidaDB, free_port, stop_process, wait_http
+from peers import NoidaDB, free_port, stop_process, wait_http
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "compose" / "prometheus" / "rules" / "hostwatch.rules.yml"

@@ -21,9 +21,10 @@ from typing import Any
 
 import pytest
 import test_alerting_ha as ha
+from localhttp import LocalHTTPServer
 from test_alerting_ha import Replica
 
-from peers import LocalHTTPServer, NoidaDB
+from peers import NoidaDB
 
 noida = ha.noida
 LEVEL1_TIMEOUT = 6.0

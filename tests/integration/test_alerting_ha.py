@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from localhttp import LocalHTTPServer
 
-from peers import LocalHTTPServer, NoidaDB, free_port, stop_process, wait_http
+from peers import NoidaDB, free_port, stop_process, wait_http
 
 CONFIG = """
 route:

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 import test_alerting_ha as ha
+from localhttp import LocalHTTPServer
 from test_alerting_ha import Receiver, ReplicaFactory
 
-from peers import LocalHTTPServer, prometheus_alerting
+from peers import prometheus_alerting
 
 # The HA module's fixtures, shared: noida-db for the module, a webhook receiver, replicas on a fresh topic.
 noida, receiver, replicas = ha.noida, ha.receiver, ha.replicas
