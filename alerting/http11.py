@@ -44,8 +44,9 @@ class Target:
 
 
 @functools.lru_cache(maxsize=1024)
-def target(url: str, method: str = "POST") -> Target:
-    """Raises BadURL for a URL that is not absolute http(s) with a host and a valid port."""
+def target(url: str) -> Target:
+    """A POST to `url` (the one request webhooks make). Raises BadURL for a URL that is not absolute
+    http(s) with a host and a valid port."""
     try:
         u = urllib.parse.urlsplit(url)
         port = u.port
@@ -63,7 +64,7 @@ def target(url: str, method: str = "POST") -> Target:
     path = urllib.parse.quote(u.path or "/", safe="/%:@!$&'()*+,;=-._~")
     if u.query:
         path += "?" + urllib.parse.quote(u.query, safe="/%:@!$&'()*+,;=-._~?")
-    head = f"{method} {path} HTTP/1.1\r\nHost: {host_header}\r\n"
+    head = f"POST {path} HTTP/1.1\r\nHost: {host_header}\r\n"
     if u.username is not None:
         creds = f"{urllib.parse.unquote(u.username)}:{urllib.parse.unquote(u.password or '')}"
         head += f"Authorization: Basic {base64.b64encode(creds.encode()).decode()}\r\n"
