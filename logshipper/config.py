@@ -37,6 +37,7 @@ DEFAULT_KAFKA_MAX_IN_FLIGHT_EVENTS = 20_000
 DEFAULT_KAFKA_RETRY_BACKOFF_MS = 100
 DEFAULT_KAFKA_RETRY_BACKOFF_MAX_MS = 5_000
 DEFAULT_KAFKA_FLUSH_TIMEOUT = 10.0
+DEFAULT_KAFKA_MESSAGE_MAX_BYTES = 1_000_000  # librdkafka's message.max.bytes, under Kafka's broker default
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class KafkaConfig:
     retry_backoff_ms: int = option(DEFAULT_KAFKA_RETRY_BACKOFF_MS, "first retry backoff; doubles up to "
                                    "retry_backoff_max_ms")
     retry_backoff_max_ms: int = option(DEFAULT_KAFKA_RETRY_BACKOFF_MAX_MS, "the longest retry backoff")
+    message_max_bytes: int = option(DEFAULT_KAFKA_MESSAGE_MAX_BYTES, "the largest request the producer sends "
+                                    "(librdkafka message.max.bytes); a larger record is dropped (counted); raise "
+                                    "it with the brokers' message.max.bytes", parse=parse_size)
     flush_timeout: float = option(DEFAULT_KAFKA_FLUSH_TIMEOUT, "on stop, how long undelivered events may take "
                                   "(what is left stays in the disk buffer)", parse=parse_duration)
 
@@ -63,6 +67,8 @@ class KafkaConfig:
             raise ValueError("kafka.max_in_flight_events must be at least 1")
         if not 0 < self.retry_backoff_ms <= self.retry_backoff_max_ms:
             raise ValueError("kafka: 0 < retry_backoff_ms <= retry_backoff_max_ms is required")
+        if not 1000 <= self.message_max_bytes <= 1_000_000_000:
+            raise ValueError("kafka.message_max_bytes must be between 1000 and 1000000000 (librdkafka's range)")
         if self.linger_ms < 0 or self.flush_timeout < 0:
             raise ValueError("kafka.linger_ms and kafka.flush_timeout must not be negative")
 

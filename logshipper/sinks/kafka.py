@@ -5,16 +5,20 @@ idempotent producer, key = container id so one container's lines stay in one par
 The event loop itself polls the producer for delivery reports: after each batch it hands over, and
 every POLL_INTERVAL while anything is in flight (IDLE_POLL_INTERVAL otherwise, for client errors). A
 poll thread would take the GIL back once per report and wake the loop once per batch; on the loop a
-report costs only its callback. When the last record of a batch is reported, the batch is released
-from the buffer: that runs the source's ack. At most `max_in_flight_events` events are in the producer
-at once.
+report costs only its callback. A batch's first attempt is reported run by run (a run's last record
+speaks for the run, see sinks.producer); once every run is reported, the batch is released from the
+buffer: that runs the source's ack. At most `max_in_flight_events` events are in the producer at once.
 
 Failures:
 - broker down or slow: the client retries without end (message.timeout.ms 0), reconnecting with
   backoff from retry_backoff_ms to retry_backoff_max_ms; nothing is released meanwhile, so the
   buffer fills and then blocks (or drops, by its policy), and drains when the broker is back.
+- a run whose report is an error (or a success from a producer already fatal: a broker that does not
+  check sequence numbers may take records after a gap) is produced again whole, record by record, so
+  that each record's own outcome decides what happens to it.
 - a record Kafka can never take (too large, invalid): counted in dropped{reason} and kafka_errors,
-  the rest of its batch carries on.
+  the rest of its batch carries on. When the broker refuses it, the producer turns fatal (the gapless
+  guarantee) and what it held is produced again on a new producer.
 - any other error (an unknown topic, authorization, a fatal idempotence error): the failed records
   are produced again after an exponential backoff (a new producer after a fatal error); records
   retried this way may land after later ones of the same key. Counted in kafka_errors.
@@ -27,6 +31,7 @@ confluent-kafka (librdkafka) is the client, behind the small `Producer` interfac
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -65,26 +70,28 @@ ERROR_LOG_INTERVAL = 10.0
 UNKNOWN_SOURCE = "unknown"
 
 class _Delivery:
-    """One batch on its way: every record it hands to the producer takes one token back when reported;
-    whoever takes the last token (list.pop is atomic, whichever thread) reports the attempt done."""
+    """One batch on its way: every report the attempt expects (one per record, or one per run) takes one
+    token back; whoever takes the last token (list.pop is atomic, whichever thread) reports it done."""
 
-    __slots__ = ("batch", "tokens", "size", "errors", "sent", "attempt", "generation", "done")
+    __slots__ = ("batch", "tokens", "size", "errors", "failed_runs", "sent", "attempt", "generation", "done")
 
     def __init__(self, batch: RecordBatch, done: Callable[[_Delivery], None]) -> None:
         self.batch = batch
         self.tokens: list[int] = []
         self.size = 0  # records in the current attempt
-        self.errors: list[tuple[DeliveryError, Any]] = []
+        self.errors: list[tuple[DeliveryError, Any]] = []  # records that failed, each on its own
+        self.failed_runs: list[tuple[DeliveryError | None, Run]] = []  # runs not known delivered
         self.sent = 0
         self.attempt = 0
         self.generation = 0
         self.done = done
 
-    def arm(self, count: int, generation: int) -> None:
-        self.tokens = [1] * count
+    def arm(self, reports: int, size: int, generation: int) -> None:
+        self.tokens = [1] * reports
         self.tokens[0] = 0
-        self.size = count
+        self.size = size
         self.errors = []
+        self.failed_runs = []
         self.generation = generation
 
     def on_delivery(self, err: DeliveryError | None, msg: Any) -> None:
@@ -92,6 +99,31 @@ class _Delivery:
             self.errors.append((err, msg))
         if not self.tokens.pop():
             self.done(self)
+
+
+class _RunReport:
+    """The report of a run's last record, which speaks for the run: delivered, unless its producer turned
+    fatal first (`fatal` holds the generations that did). It holds the run's values until then."""
+
+    __slots__ = ("delivery", "run", "fatal", "refusals")
+
+    def __init__(self, delivery: _Delivery, run: Run, fatal: set[int]) -> None:
+        self.delivery = delivery
+        self.run = run
+        self.fatal = fatal
+        self.refusals: list[tuple[DeliveryError, Any]] = []
+
+    def refused(self, err: DeliveryError, record: Record) -> None:
+        self.refusals.append((err, record))
+
+    def __call__(self, err: DeliveryError | None, msg: Any) -> None:
+        d = self.delivery
+        if err is None and d.generation not in self.fatal:
+            d.errors.extend(self.refusals)
+        else:
+            d.failed_runs.append((err, self.run))  # its refusals go with it: the whole run is produced again
+        if not d.tokens.pop():
+            d.done(d)
 
 
 class KafkaSink:
@@ -105,6 +137,7 @@ class KafkaSink:
         self._factory = producer_factory
         self._producer: Producer | None = None
         self._generation = 0
+        self._fatal: set[int] = set()  # producer generations that hit a fatal error
         self._loop: asyncio.AbstractEventLoop | None = None
         self._in_flight = 0
         self._room = asyncio.Event()
@@ -128,7 +161,7 @@ class KafkaSink:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._producer = self._factory(self._config, self._on_client_error)
+        self._producer = self._new_producer()
         self._schedule_poll()
         self._pump_task = asyncio.create_task(self._pump(), name="kafka-sink")
 
@@ -178,17 +211,25 @@ class KafkaSink:
             self._in_flight += n
             self._idle.clear()
             delivery = _Delivery(batch, self._reported.append)
-            await self._produce(delivery, batch.runs, n)
-            batch.forget_values()
+            await self._produce(delivery, batch.runs, n, each=False)
+            batch.forget_values()  # the run reports hold the values until Kafka has them
             self._poll()
 
-    async def _produce(self, delivery: _Delivery, runs: Sequence[Run], n: int) -> None:
-        delivery.arm(n, self._generation)
+    async def _produce(self, delivery: _Delivery, runs: Sequence[Run], n: int, each: bool) -> None:
+        """Hand an attempt's records to the producer, reported one by one (`each`) or run by run."""
+        runs = [run for run in runs if run.values]
+        delivery.arm(n if each else len(runs), n, self._generation)
         for run in runs:
+            if each:
+                on_delivery: OnDelivery = delivery.on_delivery
+                refused = None
+            else:
+                report = _RunReport(delivery, run, self._fatal)
+                on_delivery, refused = report, report.refused
             i = 0
             while True:
                 assert self._producer is not None
-                i = self._producer.produce(run, i, delivery.on_delivery)
+                i = self._producer.produce(run, i, on_delivery, refused)
                 if i >= len(run.values):
                     break
                 self._poll()  # what is delivered leaves the client's queue once reported
@@ -231,7 +272,16 @@ class KafkaSink:
         """An attempt of a batch is reported in full (on the event loop)."""
         retry: list[Record] = []
         dropped: dict[str, int] = {}
-        fatal = False
+        fatal = d.generation in self._fatal
+        unsent = len(d.errors)
+        for run_err, run in d.failed_runs:
+            if run_err is not None and run_err.code() in PURGED and self._stopping:
+                return  # abandoned on stop: stays in the buffer
+            if run_err is not None:
+                fatal = fatal or run_err.fatal() or run_err.code() == ERR__FATAL
+            self._metrics.kafka_errors.labels("true").inc()
+            retry.extend(Record(run.topic, run.key, value) for value in run.values)
+            unsent += len(run.values)
         for err, msg in d.errors:
             code = err.code()
             if code in PURGED and self._stopping:
@@ -248,7 +298,7 @@ class KafkaSink:
         for reason, count in dropped.items():
             log.warning("Kafka refused %d records of a %s batch for good (%s): dropped", count, source, reason)
             self._metrics.dropped.labels(source, reason).inc(count)
-        d.sent += d.size - len(d.errors)
+        d.sent += d.size - unsent
         if retry:
             d.attempt += 1
             task = asyncio.get_running_loop().create_task(self._retry(d, retry, fatal))
@@ -269,7 +319,7 @@ class KafkaSink:
         await asyncio.sleep(delay)
         if fatal and d.generation == self._generation:
             await self._replace_producer()
-        await self._produce(d, runs_of(records), len(records))
+        await self._produce(d, runs_of(records), len(records), each=True)
 
     async def _replace_producer(self) -> None:
         """After a fatal error (the idempotent producer cannot go on): a new producer; what the old one
@@ -277,19 +327,24 @@ class KafkaSink:
         log.error("Kafka producer hit a fatal error: starting a new one")
         old = self._producer
         self._generation += 1
-        self._producer = self._factory(self._config, self._on_client_error)
+        self._producer = self._new_producer()
         if old is not None:
             await asyncio.to_thread(retire, old)
 
     # --- client errors --------------------------------------------------------------------------
 
-    def _on_client_error(self, err: DeliveryError) -> None:
-        """Client-level errors (brokers down, transport: the client retries them), from a poll."""
-        fatal = err.fatal()
+    def _new_producer(self) -> Producer:
+        return self._factory(self._config, functools.partial(self._on_client_error, self._generation))
+
+    def _on_client_error(self, generation: int, err: DeliveryError) -> None:
+        """Client-level errors of the producer of `generation` (brokers down, transport: the client retries
+        them; a fatal one ends that producer), from a poll."""
+        fatal = err.fatal() or err.code() == ERR__FATAL
+        if fatal:
+            self._fatal.add(generation)  # now, before the reports that follow it in the same queue
         self._metrics.kafka_errors.labels("false" if fatal else "true").inc()
         self._log_error(f"Kafka client: {err.name()} ({err})")
         if fatal and self._loop is not None and not self._stopping:
-            generation = self._generation
             try:
                 self._loop.call_soon_threadsafe(self._on_fatal, generation)
             except RuntimeError:

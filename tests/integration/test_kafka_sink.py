@@ -13,7 +13,7 @@ import sys
 import textwrap
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -89,6 +89,25 @@ async def wait_until(predicate: object, timeout: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
+def deliver(batches: list[RecordBatch], config: KafkaConfig, metrics: ShipperMetrics, tmp_path: Path,
+            done: Callable[[], bool]) -> None:
+    """Push `batches` through a disk buffer and a sink until `done` (within 60 s), then stop both."""
+    async def main() -> None:
+        buf = DiskBuffer(BufferConfig(), tmp_path / "state", metrics)
+        await buf.open()
+        sink = KafkaSink(config, buf, metrics)
+        await sink.start()
+        try:
+            for batch in batches:
+                await buf.push(batch)
+            await wait_until(done, 60, "every batch acked")
+        finally:
+            await sink.stop()
+            await buf.close()
+
+    asyncio.run(main())
+
+
 def test_batches_through_the_disk_buffer_arrive_in_order_per_key_and_acks_run(
         kafka: NoidaDB | Tansu, tmp_path: Path) -> None:
     batches, per_batch, keys = 60, 100, 7
@@ -129,22 +148,10 @@ def test_a_record_kafka_can_never_take_is_dropped_and_counted_and_the_rest_deliv
     acks: list[int] = []
     metrics = ShipperMetrics()
 
-    async def main() -> None:
-        buf = DiskBuffer(BufferConfig(), tmp_path / "state", metrics)
-        await buf.open()
-        sink = KafkaSink(kafka_config(kafka.bootstrap), buf, metrics)
-        await sink.start()
-        try:
-            b = make_batch(0, 10, 2, "too-large", acks)
-            b.records[4] = Record("too-large", b"container-0", b"x" * 2_000_000)  # over message.max.bytes
-            await buf.push(b.sized())
-            await buf.push(make_batch(1, 10, 2, "too-large", acks))
-            await wait_until(lambda: len(acks) == 2, 30, "both batches acked")
-        finally:
-            await sink.stop()
-            await buf.close()
-
-    asyncio.run(main())
+    b = make_batch(0, 10, 2, "too-large", acks)
+    b.records[4] = Record("too-large", b"container-0", b"x" * 2_000_000)  # over message.max.bytes
+    deliver([b.sized(), make_batch(1, 10, 2, "too-large", acks)], kafka_config(kafka.bootstrap), metrics,
+            tmp_path, lambda: len(acks) == 2)
     assert sorted(acks) == [0, 1]
     assert sample(metrics, "hostwatch_logshipper_dropped_events_total", source=SOURCE,
                   reason="msg_size_too_large") == 1
@@ -152,6 +159,31 @@ def test_a_record_kafka_can_never_take_is_dropped_and_counted_and_the_rest_deliv
     assert sample(metrics, "hostwatch_logshipper_sent_events_total", source=SOURCE) == 19
     got = read_topic(kafka.bootstrap, "too-large", expect=19)
     assert len(got) == 19 and all(len(r.value) < 1000 for r in got)
+
+
+def test_a_record_the_broker_refuses_mid_run_is_dropped_and_the_rest_of_its_run_delivered(
+        noida: NoidaDB, tmp_path: Path) -> None:
+    """The client lets a 2 MB record through (message_max_bytes 4 MB) and noida-db refuses it (its limit is
+    ~1 MB of compressed batch, as Kafka's default; tansu takes any size, so this runs on noida-db). The
+    producer turns fatal (gapless guarantee), the batch's runs are produced again record by record on a
+    new producer: the record is dropped and counted, every other record arrives (some twice, with the
+    retried run). Without the gapless guarantee the record vanished unreported (checked)."""
+    acks: list[int] = []
+    metrics = ShipperMetrics()
+    first = make_batch(0, 10, 1, "refused", acks)  # one key: one run of 10, the refused record inside it
+    first.records[4] = Record("refused", b"container-0", os.urandom(2_000_000))  # lz4 would shrink a repeated byte
+    sent = [r.value for r in first.records if len(r.value) < 1000]
+    sent += [r.value for r in make_batch(1, 10, 1, "refused").records]
+
+    deliver([first.sized(), make_batch(1, 10, 1, "refused", acks)],
+            kafka_config(noida.bootstrap, message_max_bytes=4_000_000), metrics, tmp_path, lambda: len(acks) == 2)
+    got = read_topic(noida.bootstrap, "refused", idle=3.0)
+    assert sorted(acks) == [0, 1]
+    assert sample(metrics, "hostwatch_logshipper_dropped_events_total", source=SOURCE,
+                  reason="msg_size_too_large") == 1
+    assert sample(metrics, "hostwatch_logshipper_sent_events_total", source=SOURCE) == 19
+    assert {r.value for r in got} == set(sent) and len(got) >= 19
+    check_order_per_key(got)
 
 
 def test_a_broker_outage_mid_stream_loses_nothing(noida: NoidaDB, tmp_path: Path) -> None:
