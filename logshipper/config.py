@@ -29,10 +29,10 @@ DEFAULT_BUFFER_SYNC_INTERVAL = 0.2
 
 DEFAULT_KAFKA_COMPRESSION = "lz4"
 DEFAULT_KAFKA_LINGER_MS = 5
-# an in-flight event is held once, by librdkafka (the sink drops its own copy once produced): ~0.8 KB
-# each, so this bounds ~16 MB. Measured into noida-db (bench/shipper_throughput.py, medians of 3) once
-# the disk buffer stopped writing what Kafka takes at once: 10k 343k lines/s at 3.07 us/line, 20k 376k at
-# 2.90, 30k and 50k no better; with the broker stalled, 20k peaked ~10 MB above 10k.
+# an in-flight event is held by librdkafka and, packed with its run, by the sink until the run's report
+# (~0.6-0.8 KB each, so this bounds ~30 MB; a broker stall at the bound peaked at 90 MB RSS). Measured
+# into noida-db (bench/shipper_throughput.py, medians of 3) once the disk buffer stopped writing what
+# Kafka takes at once: 10k 343k lines/s at 3.07 us/line, 20k 376k at 2.90, 30k and 50k no better.
 DEFAULT_KAFKA_MAX_IN_FLIGHT_EVENTS = 20_000
 DEFAULT_KAFKA_RETRY_BACKOFF_MS = 100
 DEFAULT_KAFKA_RETRY_BACKOFF_MAX_MS = 5_000
