@@ -3,7 +3,9 @@
 `Family` is a real prometheus_client `Metric` (its `samples` are built on demand), so any registry and
 prometheus_client's own `generate_latest` accept it. Rows share one pre-rendered `LabelSet` per
 container, so `render()` writes a 1000-container scrape without re-escaping and re-sorting the same
-labels fifty times; tests check its output is byte-identical to prometheus_client's encoders.
+labels fifty times, and the rows of container series are written by exporter._speedups (C: ~0.1 us a
+row where an f-string row took ~0.3, ~1.2 for a value of 1e6 or more); tests check the output is
+byte-identical to prometheus_client's encoders.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
+
+from exporter import _speedups
 
 _INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -63,12 +67,12 @@ Row = tuple["LabelSet | None", tuple[str, ...], float]
 
 class Block:
     """A cgroup's rows of one family that stay the same from scrape to scrape (its limits, dates,
-    namespaces), with their text rendered once: a collector keeps the block while the values last
-    and hands the same one to each scrape's family."""
+    namespaces), with their text rendered once (UTF-8): a collector keeps the block while the values
+    last and hands the same one to each scrape's family."""
 
     __slots__ = ("rows", "text")
 
-    def __init__(self, rows: tuple[Row, ...], text: str) -> None:
+    def __init__(self, rows: tuple[Row, ...], text: bytes) -> None:
         self.rows = rows
         self.text = text
 
@@ -108,9 +112,9 @@ class Family(Metric):
 
     def block(self, rows: Sequence[Row]) -> Block:
         """A Block of these rows of this family, rendered now (add it with add_block)."""
-        out: list[str] = []
+        out: list[bytes] = []
         self._render_rows(out, list(rows))
-        return Block(tuple(rows), "".join(out))
+        return Block(tuple(rows), b"".join(out))
 
     def add_block(self, block: Block) -> None:
         self.blocks.append(block)
@@ -127,44 +131,37 @@ class Family(Metric):
                 parts[slot] += f'{k}="{escape_value(extra[i])}",'
         return parts[0], parts[1], parts[2]
 
-    def render_into(self, out: list[str], openmetrics: bool) -> None:
+    def render_into(self, out: list[bytes], openmetrics: bool) -> None:
         if openmetrics:
             doc = escape_value(self.documentation)
-            out.append(f"# HELP {self.name} {doc}\n# TYPE {self.name} {self.type}\n")
+            out.append(f"# HELP {self.name} {doc}\n# TYPE {self.name} {self.type}\n".encode())
         else:
             doc = self.documentation.replace("\\", r"\\").replace("\n", r"\n")
             head = self.sample_name if self.type == "counter" else self.name
             typ = "untyped" if self.type == "unknown" else self.type
-            out.append(f"# HELP {head} {doc}\n# TYPE {head} {typ}\n")
+            out.append(f"# HELP {head} {doc}\n# TYPE {head} {typ}\n".encode())
         self._render_rows(out, self.rows)
         if self.blocks:
-            out.append("".join([b.text for b in self.blocks]))
+            out.append(b"".join([b.text for b in self.blocks]))
 
-    def _render_rows(self, out: list[str], rows: list[Row]) -> None:
+    def _render_rows(self, out: list[bytes], rows: list[Row]) -> None:
+        """Container series (rows with a LabelSet: a family's rows all have one or none) in C."""
         name = self.sample_name
-        fmt = go_value
+        with_labels = bool(rows) and rows[0][0] is not None
         if not self.extra:
-            if rows and rows[0][0] is not None:
-                pre = name + "{"
-                # Small non-negative integers (most cgroup values) are spelled "N.0", inline.
-                out.append("".join([
-                    f"{pre}{ls.full}}} {v}.0\n" if type(v) is int and 0 <= v < 1_000_000  # type: ignore[union-attr]
-                    else f"{pre}{ls.full}}} {fmt(v)}\n" for ls, _, v in rows  # type: ignore[union-attr]
-                ]))
+            if with_labels:
+                out.append(_speedups.render_plain(name + "{", rows, go_value))
             else:
-                out.append("".join([f"{name} {fmt(v)}\n" for _, _, v in rows]))
+                out.append("".join([f"{name} {go_value(v)}\n" for _, _, v in rows]).encode())
             return
         parts = {e: self._extra_parts(e) for e in {r[1] for r in rows}}
-        if rows and rows[0][0] is not None:
-            out.append("".join([
-                f"{name}{{{ls.lead}{p[0]}{ls.idimg}{p[1]}{ls.name}{p[2]}}} {fmt(v)}\n"  # type: ignore[union-attr]
-                for ls, e, v in rows for p in (parts[e],)
-            ]))
+        if with_labels:
+            out.append(_speedups.render_extra(name, rows, parts, go_value))
             return
         for _, e, v in rows:
             a, b, c = parts[e]
             labels = (a + b + c.lstrip(",")).rstrip(",")
-            out.append(f"{name}{{{labels}}} {fmt(v)}\n")
+            out.append(f"{name}{{{labels}}} {go_value(v)}\n".encode())
 
 
 _EXACT = 1 << 53  # integers below this are exact as floats, so their Go spelling follows from their digits
@@ -202,9 +199,9 @@ def render_chunks(families: Iterable[Metric], openmetrics: bool) -> Iterator[byt
     one encoded family at a time: a scrape of 36k series never holds its text twice over."""
     for fam in families:
         if isinstance(fam, Family):
-            out: list[str] = []
+            out: list[bytes] = []
             fam.render_into(out, openmetrics)
-            yield "".join(out).encode("utf-8")
+            yield b"".join(out)
         else:
             yield _render_foreign(fam, openmetrics).encode("utf-8")
     if openmetrics:

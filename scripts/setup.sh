@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-RUN_PKGS="iproute2 util-linux busybox-static libseccomp2"
+RUN_PKGS="iproute2 util-linux busybox-static libseccomp2 gcc libc6-dev"  # gcc: exporter/_speedups.c
 TEST_PKGS="crun prometheus prometheus-node-exporter prometheus-alertmanager systemd systemd-journal-remote procps
   rsyslog rsyslog-kafka kcat e2fsprogs chromium chromium-driver docker-compose"
 pkgs="$RUN_PKGS"
@@ -13,6 +13,8 @@ extra=""
 
 command -v python3 >/dev/null || { echo "setup: python3 is required" >&2; exit 1; }
 python3 -c 'import ensurepip, venv' 2>/dev/null || pkgs="$pkgs python3-venv python3-pip"
+# Python's headers, for the C extension: Debian's python3 has them in python3-dev
+[ -f "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" ] || pkgs="$pkgs python3-dev"
 # the forward-protocol tests use fluent-logger-node (the Python client has no ack support)
 [ -n "$extra" ] && ! command -v npm >/dev/null && pkgs="$pkgs nodejs npm"
 
@@ -29,7 +31,7 @@ if [ -n "$missing" ]; then
 fi
 
 stamp=".venv/.installed$extra"
-fresh() { [ -f "$1" ] && [ ! pyproject.toml -nt "$1" ]; }
+fresh() { [ -f "$1" ] && [ ! pyproject.toml -nt "$1" ] && [ ! exporter/_speedups.c -nt "$1" ]; }
 # the test install is a superset of the plain one
 if [ ! -x .venv/bin/python ] || ! { fresh "$stamp" || { [ -z "$extra" ] && fresh ".venv/.installed[test]"; }; }; then
   echo "setup: installing hostwatch$extra into .venv"
