@@ -52,8 +52,31 @@ class Flight:
     """One collection and the bodies rendered from it, shared by the scrapes that arrive meanwhile."""
 
     def __init__(self, families: asyncio.Future[list[Metric]]) -> None:
-        self.families = families
+        self.families: asyncio.Future[list[Metric]] | None = families
         self.bodies: dict[tuple[bool, bool], asyncio.Future[list[bytes]]] = {}
+        self.users = 0  # scrapes still being served from it
+
+
+class GcPause:
+    """The cyclic collector held off from a collection's start until its families are freed. A scrape
+    allocates ~100k rows and no cycles; switched back on while they live (between the collection and
+    the rendering), it walked them all once: ~4 ms of a 1000-container scrape's ~85, measured. Nested
+    pauses (overlapping flights, Exporter.collect's and produce's own) leave it to the outermost."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.was_on = False
+
+    def pause(self) -> None:
+        if self.depth == 0:
+            self.was_on = gc.isenabled()
+            gc.disable()
+        self.depth += 1
+
+    def resume(self) -> None:
+        self.depth -= 1
+        if self.depth == 0 and self.was_on:
+            gc.enable()
 
 
 def produce(families: list[Metric], openmetrics: bool, gz: bool) -> list[bytes]:
@@ -66,6 +89,12 @@ def produce(families: list[Metric], openmetrics: bool, gz: bool) -> list[bytes]:
     finally:
         if gc_was_on:
             gc.enable()
+
+
+def produce_taking(holder: list[list[Metric]], openmetrics: bool, gz: bool) -> list[bytes]:
+    """produce() of the families in `holder`, which it empties: the worker thread's call then keeps no
+    reference to them once the body is made."""
+    return produce(holder.pop(), openmetrics, gz)
 
 
 def _produce(families: list[Metric], openmetrics: bool, gz: bool) -> list[bytes]:
@@ -86,6 +115,7 @@ class Scrapes:
         self.max_requests = max_requests
         self.in_flight = 0
         self._flight: Flight | None = None
+        self._gc = GcPause()
 
     def admit(self) -> bool:
         if self.max_requests > 0 and self.in_flight >= self.max_requests:
@@ -102,20 +132,40 @@ class Scrapes:
         loop = asyncio.get_running_loop()
         flight = self._flight
         if flight is None:
+            self._gc.pause()
             fut = loop.run_in_executor(self.executor, lambda: self.exporter.collect(request=False))
             flight = self._flight = Flight(fut)
 
             def landed(_: object, this: Flight = flight) -> None:
                 if self._flight is this:
                     self._flight = None  # later scrapes get a fresh collection
+                self._release(this)  # if its scrapes went away meanwhile
 
             fut.add_done_callback(landed)
-        families = await asyncio.shield(flight.families)
-        key = (openmetrics, gz)
-        body = flight.bodies.get(key)
-        if body is None:
-            body = flight.bodies[key] = loop.run_in_executor(self.executor, produce, families, openmetrics, gz)
-        return await asyncio.shield(body)
+            del fut  # the flight holds the rows, so that dropping them there frees them
+        flight.users += 1
+        try:
+            assert flight.families is not None
+            key = (openmetrics, gz)
+            body = flight.bodies.get(key)
+            if body is None:
+                holder = [await asyncio.shield(flight.families)]
+                body = flight.bodies.get(key)  # another scrape may have asked for it meanwhile
+                if body is None:
+                    body = flight.bodies[key] = loop.run_in_executor(
+                        self.executor, produce_taking, holder, openmetrics, gz)
+                del holder
+            return await asyncio.shield(body)
+        finally:
+            flight.users -= 1
+            self._release(flight)
+
+    def _release(self, flight: Flight) -> None:
+        """A landed flight nobody is served from any more: drop its rows, then let the GC back on."""
+        if flight.users == 0 and self._flight is not flight and flight.families is not None:
+            flight.families = None  # the last reference to the rows: freed now, before the GC is back
+            flight.bodies = {}
+            self._gc.resume()
 
 
 def build_app(exporter: Exporter, web_config: WebConfig, executor: ThreadPoolExecutor,
