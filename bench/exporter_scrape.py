@@ -124,11 +124,12 @@ _TRACED = {"read_bytes": "read", "listdir": "listdir", "readlink": "readlink", "
 
 
 @contextlib.contextmanager
-def traced_reads() -> Iterator[list[tuple[str, str]]]:
-    """Record (op, path) for every file operation the exporter's readers make meanwhile."""
+def traced_reads(files: FdCache) -> Iterator[list[tuple[str, str]]]:
+    """Record (op, path) for every file operation the exporter's readers make meanwhile (`files`: the
+    exporter's kept files, whose reads are recorded as reads)."""
     ops: list[tuple[str, str]] = []
     originals = {name: getattr(fsread, name) for name in _TRACED}
-    cached_read = FdCache.read
+    cached_read = files.read
 
     def recording(op: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(path: str, *args: Any, **kwargs: Any) -> Any:
@@ -136,19 +137,19 @@ def traced_reads() -> Iterator[list[tuple[str, str]]]:
             return fn(path, *args, **kwargs)
         return wrapper
 
-    def recording_cached(self: FdCache, owner: str, path: str) -> bytes:
+    def recording_cached(owner: str, path: str) -> bytes:
         ops.append(("read", path))
-        return cached_read(self, owner, path)
+        return cached_read(owner, path)
 
     for name, op in _TRACED.items():
         setattr(fsread, name, recording(op, originals[name]))
-    FdCache.read = recording_cached  # type: ignore[method-assign]
+    files.read = recording_cached  # type: ignore[assignment]
     try:
         yield ops
     finally:
         for name, fn in originals.items():
             setattr(fsread, name, fn)
-        FdCache.read = cached_read  # type: ignore[method-assign]
+        files.read = cached_read
 
 
 def replay(ops: list[tuple[str, str]]) -> int:
@@ -180,7 +181,8 @@ def raw_floor(scrapes: int, state_root: Path, docker_root: Path) -> tuple[float,
     exp = Exporter(ExporterConfig(state_root=state_root, docker_root=docker_root, self_process_metrics=False))
     try:
         exp.collect()
-        with traced_reads() as ops:
+        files = exp.reader.files  # type: ignore[attr-defined]
+        with traced_reads(files) as ops:
             exp.collect()
     finally:
         exp.close()

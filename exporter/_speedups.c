@@ -430,6 +430,105 @@ done:
     return out;
 }
 
+/* Taker(fallback, chunk): FdCache.read's fast path, called ~14k times a scrape. Called as
+ * taker(owner, path), it hands out (and forgets) what prefetch read for path when that is the whole
+ * file (shorter than chunk); anything else goes to fallback(owner, path). `ahead` is the dict of
+ * prefetched files. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *ahead;
+    PyObject *fallback;
+    Py_ssize_t chunk;
+} Taker;
+
+static PyObject *Taker_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    PyObject *fallback;
+    Py_ssize_t chunk;
+    if (!PyArg_ParseTuple(args, "On:Taker", &fallback, &chunk))
+        return NULL;
+    Taker *self = (Taker *)type->tp_alloc(type, 0);
+    if (!self)
+        return NULL;
+    self->fallback = Py_NewRef(fallback);
+    self->ahead = PyDict_New();
+    self->chunk = chunk;
+    if (!self->ahead) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static int Taker_traverse(Taker *self, visitproc visit, void *arg) {
+    Py_VISIT(self->ahead);
+    Py_VISIT(self->fallback);
+    return 0;
+}
+
+static int Taker_clear(Taker *self) {
+    Py_CLEAR(self->ahead);
+    Py_CLEAR(self->fallback);
+    return 0;
+}
+
+static void Taker_dealloc(Taker *self) {
+    PyObject_GC_UnTrack(self);
+    Taker_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Taker_call(Taker *self, PyObject *args, PyObject *kwds) {
+    if (!kwds && PyTuple_GET_SIZE(args) == 2 && self->ahead) {
+        PyObject *path = PyTuple_GET_ITEM(args, 1);
+        PyObject *data = PyDict_GetItemWithError(self->ahead, path); /* borrowed */
+        if (data) {
+            Py_INCREF(data);
+            if (PyDict_DelItem(self->ahead, path) < 0) {
+                Py_DECREF(data);
+                return NULL;
+            }
+            if (PyBytes_Check(data) && PyBytes_GET_SIZE(data) < self->chunk)
+                return data;
+            Py_DECREF(data); /* a longer file: read whole by the fallback */
+        } else if (PyErr_Occurred()) {
+            return NULL;
+        }
+    }
+    return PyObject_Call(self->fallback, args, kwds);
+}
+
+static PyObject *Taker_get_ahead(Taker *self, void *closure) {
+    return Py_NewRef(self->ahead ? self->ahead : Py_None);
+}
+
+static int Taker_set_ahead(Taker *self, PyObject *value, void *closure) {
+    if (!value || !PyDict_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "ahead must be a dict");
+        return -1;
+    }
+    Py_XSETREF(self->ahead, Py_NewRef(value));
+    return 0;
+}
+
+static PyGetSetDef Taker_getset[] = {
+    {"ahead", (getter)Taker_get_ahead, (setter)Taker_set_ahead, "prefetched files: path -> bytes", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject TakerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "exporter._speedups.Taker",
+    .tp_basicsize = sizeof(Taker),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = Taker_new,
+    .tp_dealloc = (destructor)Taker_dealloc,
+    .tp_traverse = (traverseproc)Taker_traverse,
+    .tp_clear = (inquiry)Taker_clear,
+    .tp_call = (ternaryfunc)Taker_call,
+    .tp_getset = Taker_getset,
+    .tp_doc = "FdCache.read's fast path over the prefetched files",
+};
+
 static PyMethodDef methods[] = {
     {"pread_all", pread_all, METH_VARARGS, "the first bytes of every kept file, read with pread"},
     {"render_plain", render_plain, METH_VARARGS, "rows of a family without extra labels, as UTF-8"},
@@ -445,7 +544,14 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     str_lead = PyUnicode_InternFromString("lead");
     str_idimg = PyUnicode_InternFromString("idimg");
     str_name = PyUnicode_InternFromString("name");
-    if (!str_full || !str_lead || !str_idimg || !str_name)
+    if (!str_full || !str_lead || !str_idimg || !str_name || PyType_Ready(&TakerType) < 0)
         return NULL;
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (!m)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "Taker", (PyObject *)&TakerType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

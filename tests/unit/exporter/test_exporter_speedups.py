@@ -157,3 +157,23 @@ def test_pread_all_reads_every_kept_file_and_leaves_out_failures(tmp_path: Path)
         _speedups.pread_all({"x": -1}, 4096)
     with pytest.raises(ValueError):
         _speedups.pread_all({}, 0)
+
+
+def test_taker_hands_out_a_prefetched_whole_file_once_and_leaves_the_rest_to_its_fallback() -> None:
+    asked: list[tuple[str, str]] = []
+
+    def fallback(owner: str, path: str) -> bytes:
+        asked.append((owner, path))
+        return b"read:" + path.encode()
+
+    take = _speedups.Taker(fallback, 8)
+    take.ahead = {"a": b"short", "b": b"12345678", "c": b""}
+    assert take("o", "a") == b"short" and take("o", "c") == b""
+    assert take("o", "a") == b"read:a"  # handed out once
+    assert take("o", "b") == b"read:b"  # as long as the chunk: maybe cut short, read whole
+    assert take("o", "x") == b"read:x" and take.ahead == {}
+    assert asked == [("o", "a"), ("o", "b"), ("o", "x")]
+    with pytest.raises(TypeError):
+        take.ahead = None  # type: ignore[assignment]
+    with pytest.raises(TypeError):
+        take("only-one")  # type: ignore[call-arg]  # the fallback's own error
