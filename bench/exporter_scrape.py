@@ -141,15 +141,24 @@ def traced_reads(files: FdCache) -> Iterator[list[tuple[str, str]]]:
         ops.append(("read", path))
         return cached_read(owner, path)
 
+    fd_counts = fsread.fd_counts
+
+    def recording_fd_counts(path: str) -> tuple[int, int]:  # what it does: a listing, a readlink per entry
+        ops.append(("listdir", path))
+        ops.extend(("readlink", f"{path}/{name}") for name in os.listdir(path))
+        return fd_counts(path)
+
     for name, op in _TRACED.items():
         setattr(fsread, name, recording(op, originals[name]))
     files.read = recording_cached  # type: ignore[assignment]
+    fsread.fd_counts = recording_fd_counts
     try:
         yield ops
     finally:
         for name, fn in originals.items():
             setattr(fsread, name, fn)
         files.read = cached_read
+        fsread.fd_counts = fd_counts
 
 
 def replay(ops: list[tuple[str, str]]) -> int:

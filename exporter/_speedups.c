@@ -10,6 +10,9 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 typedef struct {
@@ -73,6 +76,8 @@ static int digits_of(uint64_t x, char *d) {
     return n;
 }
 
+static int go_float(Out *o, double x);
+
 /* families.go_value's spelling of v: 1 if written, 0 if v is a case left to the Python function
  * (negative or huge ints, non-finite floats, floats repr writes with an exponent, other types). */
 static int go_value(Out *o, PyObject *v) {
@@ -106,36 +111,56 @@ static int go_value(Out *o, PyObject *v) {
     }
     if (PyFloat_CheckExact(v)) {
         double x = PyFloat_AS_DOUBLE(v);
-        char *s = PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0, NULL); /* what repr() writes */
-        if (!s)
-            return -1;
-        const char *dot = strchr(s, '.');
-        size_t len = strlen(s);
-        if (!dot || strpbrk(s, "eni") || len > 40) {
-            PyMem_Free(s);
-            return 0;
+        /* the last float written, and its spelling: a scrape writes the same one (container_last_seen)
+         * once per container, and repr's shortest-digits search is most of a float row's cost */
+        static double last_x;
+        static char last_s[64];
+        static Py_ssize_t last_n = -1;
+        if (last_n >= 0 && memcmp(&x, &last_x, sizeof x) == 0)
+            return out_put(o, last_s, last_n) < 0 ? -1 : 1;
+        Py_ssize_t start = o->len;
+        int written = go_float(o, x);
+        if (written == 1 && o->len - start < (Py_ssize_t)sizeof last_s) {
+            memcpy(last_s, o->buf + start, o->len - start);
+            last_n = o->len - start;
+            last_x = x;
         }
-        Py_ssize_t at = dot - s;
-        int r;
-        if (at > 6 && x > 0) { /* 12345678.9 -> 1.23456789e+07 */
-            Py_ssize_t k = 0;
-            buf[k++] = s[0];
-            buf[k++] = '.';
-            memcpy(buf + k, s + 1, at - 1);
-            k += at - 1;
-            memcpy(buf + k, dot + 1, len - at - 1);
-            k += len - at - 1;
-            while (k > 0 && (buf[k - 1] == '0' || buf[k - 1] == '.'))
-                k--;
-            k += snprintf(buf + k, 8, "e+%02d", (int)(at - 1));
-            r = out_put(o, buf, k);
-        } else {
-            r = out_put(o, s, (Py_ssize_t)len);
-        }
-        PyMem_Free(s);
-        return r < 0 ? -1 : 1;
+        return written;
     }
     return 0;
+}
+
+/* go_value's spelling of a float (see go_value). */
+static int go_float(Out *o, double x) {
+    char buf[64];
+    char *s = PyOS_double_to_string(x, 'r', 0, Py_DTSF_ADD_DOT_0, NULL); /* what repr() writes */
+    if (!s)
+        return -1;
+    const char *dot = strchr(s, '.');
+    size_t len = strlen(s);
+    if (!dot || strpbrk(s, "eni") || len > 40) {
+        PyMem_Free(s);
+        return 0;
+    }
+    Py_ssize_t at = dot - s;
+    int r;
+    if (at > 6 && x > 0) { /* 12345678.9 -> 1.23456789e+07 */
+        Py_ssize_t k = 0;
+        buf[k++] = s[0];
+        buf[k++] = '.';
+        memcpy(buf + k, s + 1, at - 1);
+        k += at - 1;
+        memcpy(buf + k, dot + 1, len - at - 1);
+        k += len - at - 1;
+        while (k > 0 && (buf[k - 1] == '0' || buf[k - 1] == '.'))
+            k--;
+        k += snprintf(buf + k, 8, "e+%02d", (int)(at - 1));
+        r = out_put(o, buf, k);
+    } else {
+        r = out_put(o, s, (Py_ssize_t)len);
+    }
+    PyMem_Free(s);
+    return r < 0 ? -1 : 1;
 }
 
 static int put_value(Out *o, PyObject *v, PyObject *fallback) {
@@ -430,6 +455,46 @@ done:
     return out;
 }
 
+/* fd_counts(dir) -> (entries, sockets): the entries of a /proc/<pid>/fd directory and how many of them
+ * link to "socket:[...]", with readlinkat relative to the open directory (no path walk per fd) and
+ * without the GIL. OSError when the directory cannot be opened (the process exited, ...). */
+static PyObject *fd_counts(PyObject *self, PyObject *args) {
+    PyObject *path;
+    if (!PyArg_ParseTuple(args, "O&:fd_counts", PyUnicode_FSConverter, &path))
+        return NULL;
+    long entries = 0, sockets = 0;
+    int err = 0;
+    Py_BEGIN_ALLOW_THREADS
+    int dfd = open(PyBytes_AS_STRING(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+    if (!d) {
+        err = errno;
+        if (dfd >= 0)
+            close(dfd);
+    } else {
+        struct dirent *e;
+        char link[16];
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.' && (!e->d_name[1] || (e->d_name[1] == '.' && !e->d_name[2])))
+                continue;
+            entries++;
+            ssize_t n = readlinkat(dirfd(d), e->d_name, link, sizeof link);
+            if (n >= 7 && memcmp(link, "socket:", 7) == 0) /* a failed readlink: closed meanwhile */
+                sockets++;
+        }
+        closedir(d);
+    }
+    Py_END_ALLOW_THREADS
+    if (err) {
+        errno = err;
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+        Py_DECREF(path);
+        return NULL;
+    }
+    Py_DECREF(path);
+    return Py_BuildValue("(ll)", entries, sockets);
+}
+
 /* Taker(fallback, chunk): FdCache.read's fast path, called ~14k times a scrape. Called as
  * taker(owner, path), it hands out (and forgets) what prefetch read for path when that is the whole
  * file (shorter than chunk); anything else goes to fallback(owner, path). `ahead` is the dict of
@@ -530,6 +595,7 @@ static PyTypeObject TakerType = {
 };
 
 static PyMethodDef methods[] = {
+    {"fd_counts", fd_counts, METH_VARARGS, "(entries, sockets) of a /proc/<pid>/fd directory"},
     {"pread_all", pread_all, METH_VARARGS, "the first bytes of every kept file, read with pread"},
     {"render_plain", render_plain, METH_VARARGS, "rows of a family without extra labels, as UTF-8"},
     {"render_extra", render_extra, METH_VARARGS, "rows of a family with extra labels, as UTF-8"},
@@ -537,7 +603,12 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "exporter._speedups", NULL, -1, methods};
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "exporter._speedups",
+    .m_size = -1,
+    .m_methods = methods,
+};
 
 PyMODINIT_FUNC PyInit__speedups(void) {
     str_full = PyUnicode_InternFromString("full");

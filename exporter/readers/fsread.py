@@ -3,8 +3,9 @@
 Every function raises OSError when the file is missing or unreadable; callers decide whether that
 is an error to count or an optional feature. Readers call them through this module
 (`fsread.read_bytes(...)`), or through a `readers.fdcache.FdCache` for the files kept open, so every
-file operation a scrape makes passes through read_bytes, listdir, readlink, scandir or FdCache.read
-(bench/exporter_scrape.py wraps them to record one). statvfs is here so tests can stand in for it.
+file operation a scrape makes passes through read_bytes, listdir, readlink, scandir, fd_counts (a
+/proc/<pid>/fd listing and a readlink of each entry, in C) or FdCache.read (bench/exporter_scrape.py
+wraps them to record one). statvfs is here so tests can stand in for it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ _O_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
 
 listdir = os.listdir
 readlink = os.readlink
+fd_counts = _speedups.fd_counts
 scandir = os.scandir
 statvfs = os.statvfs
 

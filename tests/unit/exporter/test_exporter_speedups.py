@@ -177,3 +177,29 @@ def test_taker_hands_out_a_prefetched_whole_file_once_and_leaves_the_rest_to_its
         take.ahead = None  # type: ignore[assignment]
     with pytest.raises(TypeError):
         take("only-one")  # type: ignore[call-arg]  # the fallback's own error
+
+
+def test_fd_counts_counts_entries_and_socket_links_as_a_listing_and_readlinks_would(tmp_path: Path) -> None:
+    fd = tmp_path / "fd"
+    fd.mkdir()
+    for i, target in enumerate(["socket:[123]", "/dev/null", "pipe:[9]", "socket:[77]", "anon_inode:[eventfd]"]):
+        (fd / str(i)).symlink_to(target)
+    (fd / "plain").write_text("not a link")  # readlink fails: counted, not a socket
+    assert _speedups.fd_counts(str(fd)) == (6, 2)
+    with pytest.raises(FileNotFoundError) as e:
+        _speedups.fd_counts(str(tmp_path / "gone"))
+    assert e.value.filename == str(tmp_path / "gone").encode()
+    names = os.listdir("/proc/self/fd")
+    sockets = sum(os.readlink(f"/proc/self/fd/{n}").startswith("socket:") for n in names if os.path.islink(
+        f"/proc/self/fd/{n}"))
+    got = _speedups.fd_counts("/proc/self/fd")
+    assert abs(got[0] - len(names)) <= 1 and got[1] == sockets  # its own directory fd comes and goes
+
+
+def test_a_float_repeated_row_after_row_is_spelled_the_same_every_time() -> None:
+    """The renderer remembers the last float it wrote (container_last_seen repeats once per container)."""
+    ls = LabelSet([("id", "/"), ("image", ""), ("name", "")])
+    values = [1796150462.5642261] * 3 + [0.0, -0.0, -0.0, 0.0, 2.5, 1796150462.5642261, float("nan"), float("nan"),
+                                          12345678.9, 12345678.9, 7, 7.0]
+    got = _speedups.render_plain("m{", [(ls, (), v) for v in values], go_value).decode().splitlines()
+    assert got == [f'm{{id="/",image="",name=""}} {floatToGoString(v)}' for v in values]
