@@ -209,9 +209,30 @@ static PyObject *render_plain(PyObject *self, PyObject *args) {
         return NULL;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(rows); i++) {
         PyObject *row = row_at(rows, i);
-        if (!row || out_put(&o, hp, hn) < 0 || out_attr(&o, PyTuple_GET_ITEM(row, 0), str_full) < 0 ||
-            out_put(&o, "} ", 2) < 0 || put_value(&o, PyTuple_GET_ITEM(row, 2), fallback) < 0 ||
-            out_put(&o, "\n", 1) < 0)
+        if (!row)
+            return fail(&o);
+        PyObject *full = PyObject_GetAttr(PyTuple_GET_ITEM(row, 0), str_full);
+        if (!full)
+            return fail(&o);
+        Py_ssize_t fn;
+        const char *fp = PyUnicode_Check(full) ? PyUnicode_AsUTF8AndSize(full, &fn) : NULL;
+        if (!fp) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "label text must be str");
+            Py_DECREF(full);
+            return fail(&o);
+        }
+        if (out_reserve(&o, hn + fn + 2 + 64 + 1) < 0) { /* the row but its value, and a short value */
+            Py_DECREF(full);
+            return fail(&o);
+        }
+        char *w = o.buf + o.len;
+        memcpy(w, hp, hn);
+        memcpy(w + hn, fp, fn);
+        memcpy(w + hn + fn, "} ", 2);
+        o.len += hn + fn + 2;
+        Py_DECREF(full); /* the LabelSet keeps the string (and its UTF-8) alive */
+        if (put_value(&o, PyTuple_GET_ITEM(row, 2), fallback) < 0 || out_put(&o, "\n", 1) < 0)
             return fail(&o);
     }
     return finish(&o);
@@ -455,6 +476,61 @@ done:
     return out;
 }
 
+/* add_rows(lists, ls, extra, values): lists[i].append((ls, extra, values[i])), None as 0 (cAdvisor's
+ * value for what the kernel does not give); add_labelled(rows, ls, extras, values):
+ * rows.append((ls, extras[i], values[i])). A collector's per-container loop of row tuples. */
+static PyObject *append_rows(PyObject *lists, PyObject *one, PyObject *ls, PyObject *extra, PyObject *extras,
+                             PyObject *values) {
+    PyObject *seq = PySequence_Fast(values, "values must be a sequence");
+    if (!seq)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    PyObject *zero = PyLong_FromLong(0);
+    if (!zero || (lists && PyList_GET_SIZE(lists) != n) || (extras && PyTuple_GET_SIZE(extras) != n)) {
+        if (zero)
+            PyErr_SetString(PyExc_ValueError, "one value per list (or per extra labels)");
+        Py_XDECREF(zero);
+        Py_DECREF(seq);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *target = lists ? PyList_GET_ITEM(lists, i) : one;
+        if (!PyList_Check(target)) {
+            PyErr_SetString(PyExc_TypeError, "rows must be lists");
+            goto fail;
+        }
+        PyObject *row = PyTuple_Pack(3, ls, extras ? PyTuple_GET_ITEM(extras, i) : extra, v == Py_None ? zero : v);
+        if (!row)
+            goto fail;
+        int r = PyList_Append(target, row);
+        Py_DECREF(row);
+        if (r < 0)
+            goto fail;
+    }
+    Py_DECREF(zero);
+    Py_DECREF(seq);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(zero);
+    Py_DECREF(seq);
+    return NULL;
+}
+
+static PyObject *add_rows(PyObject *self, PyObject *args) {
+    PyObject *lists, *ls, *extra, *values;
+    if (!PyArg_ParseTuple(args, "O!OOO:add_rows", &PyList_Type, &lists, &ls, &extra, &values))
+        return NULL;
+    return append_rows(lists, NULL, ls, extra, NULL, values);
+}
+
+static PyObject *add_labelled(PyObject *self, PyObject *args) {
+    PyObject *rows, *ls, *extras, *values;
+    if (!PyArg_ParseTuple(args, "O!OO!O:add_labelled", &PyList_Type, &rows, &ls, &PyTuple_Type, &extras, &values))
+        return NULL;
+    return append_rows(NULL, rows, ls, NULL, extras, values);
+}
+
 /* fd_counts(dir) -> (entries, sockets): the entries of a /proc/<pid>/fd directory and how many of them
  * link to "socket:[...]", with readlinkat relative to the open directory (no path walk per fd) and
  * without the GIL. OSError when the directory cannot be opened (the process exited, ...). */
@@ -595,6 +671,8 @@ static PyTypeObject TakerType = {
 };
 
 static PyMethodDef methods[] = {
+    {"add_rows", add_rows, METH_VARARGS, "one row into each of a container's families"},
+    {"add_labelled", add_labelled, METH_VARARGS, "a container's rows of one family, one per extra labels"},
     {"fd_counts", fd_counts, METH_VARARGS, "(entries, sockets) of a /proc/<pid>/fd directory"},
     {"pread_all", pread_all, METH_VARARGS, "the first bytes of every kept file, read with pread"},
     {"render_plain", render_plain, METH_VARARGS, "rows of a family without extra labels, as UTF-8"},

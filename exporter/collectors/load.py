@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Container, Iterable
 
+from exporter._speedups import add_labelled
 from exporter.collectors.base import BlockCache, Scrape, gauge, nonempty
 from exporter.families import Family
 from exporter.readers import procfs
@@ -97,9 +98,7 @@ class LoadCollector:
                     zeros = blocks.put(t.cg, ls, [load.block([(ls, (), 0)]), load_d.block([(ls, (), 0)])])
                 load.add_block(zeros[0])
                 load_d.add_block(zeros[1])
-            add_task = tasks.rows.append
-            for i in range(5):
-                add_task((ls, state_labels[i], counts[i]))
+            add_labelled(tasks.rows, ls, state_labels, counts)
         if self.load_reader and len(self._avg) > len(scrape.targets):
             live = {t.cg for t in scrape.targets}
             self._avg = {cg: v for cg, v in self._avg.items() if cg in live}

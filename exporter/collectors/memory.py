@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from operator import attrgetter
 
+from exporter._speedups import add_labelled, add_rows
 from exporter.collectors.base import Scrape, counter, nonempty
 from exporter.families import Family
 
@@ -42,8 +43,9 @@ _FAMILIES = (
 )
 
 
-_PGFAULT_C, _PGMAJ_C = ("pgfault", "container"), ("pgmajfault", "container")
-_PGFAULT_H, _PGMAJ_H = ("pgfault", "hierarchy"), ("pgmajfault", "hierarchy")
+_FAILURE_LABELS = (("pgfault", "container"), ("pgmajfault", "container"), ("pgfault", "hierarchy"),
+                   ("pgmajfault", "hierarchy"))
+_FAILURES = attrgetter("pgfault", "pgmajfault", "hierarchy_pgfault", "hierarchy_pgmajfault")
 _VALUES = attrgetter(*(attr for *_, attr in _FAMILIES))
 _NONE = ()
 
@@ -53,7 +55,7 @@ class MemoryCollector:
 
     def collect(self, scrape: Scrape) -> Iterable[Family]:
         fams = [Family(name, doc, typ) for name, typ, doc, _ in _FAMILIES]
-        appends = [f.rows.append for f in fams]
+        rows = [f.rows for f in fams]
         failures = counter(
             "container_memory_failures_total", "Cumulative count of memory allocation failures.",
             "failure_type", "scope",
@@ -75,13 +77,8 @@ class MemoryCollector:
                 scrape.error(self.name)
                 continue
             ls = t.labels
-            for append, value in zip(appends, _VALUES(m), strict=True):
-                append((ls, _NONE, value or 0))
-            add_failure = failures.rows.append
-            add_failure((ls, _PGFAULT_C, m.pgfault or 0))
-            add_failure((ls, _PGMAJ_C, m.pgmajfault or 0))
-            add_failure((ls, _PGFAULT_H, m.hierarchy_pgfault or 0))
-            add_failure((ls, _PGMAJ_H, m.hierarchy_pgmajfault or 0))
+            add_rows(rows, ls, _NONE, _VALUES(m))  # None: 0
+            add_labelled(failures.rows, ls, _FAILURE_LABELS, _FAILURES(m))
             ev = m.events
             high.rows.append((ls, _NONE, ev.get("high", 0)))
             hit_max.rows.append((ls, _NONE, ev.get("max", 0)))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.utils import floatToGoString
@@ -203,3 +204,19 @@ def test_a_float_repeated_row_after_row_is_spelled_the_same_every_time() -> None
                                           12345678.9, 12345678.9, 7, 7.0]
     got = _speedups.render_plain("m{", [(ls, (), v) for v in values], go_value).decode().splitlines()
     assert got == [f'm{{id="/",image="",name=""}} {floatToGoString(v)}' for v in values]
+
+
+def test_add_rows_and_add_labelled_append_the_row_tuples_a_collector_would() -> None:
+    ls = LabelSet([("id", "/"), ("image", ""), ("name", "")])
+    a: list[Any] = []
+    b: list[Any] = []
+    _speedups.add_rows([a, b], ls, (), (5, None))
+    assert a == [(ls, (), 5)] and b == [(ls, (), 0)]  # None: 0, as cAdvisor reports a missing value
+    _speedups.add_labelled(a, ls, (("x",), ("y",)), [1.5, None])
+    assert a[1:] == [(ls, ("x",), 1.5), (ls, ("y",), 0)]
+    with pytest.raises(ValueError):
+        _speedups.add_rows([a], ls, (), (1, 2))
+    with pytest.raises(ValueError):
+        _speedups.add_labelled(a, ls, (("x",),), [])
+    with pytest.raises(TypeError):
+        _speedups.add_rows([None], ls, (), (1,))  # type: ignore[list-item]
