@@ -17,12 +17,12 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from itertools import count
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from hostwatch.core.events import DOCKER_JSON, LogEvent
+from logshipper import _fastpath
 
 if TYPE_CHECKING:
     from logshipper.codecs.dockerjson_lines import LineBatch
@@ -109,49 +109,38 @@ def encode(event: LogEvent, host_name: str, created_ns: int | None = None, seque
     return orjson.dumps(document(event, host_name, created_ns, sequence))
 
 
-def _piece(value: Any) -> bytes:
-    """A constant part of a line template: its JSON, with % doubled for the template's own % formatting."""
-    return orjson.dumps(value).replace(b"%", b"%%")
-
-
-def line_template(input_type: str, host_name: str, stream: str | None, path: str, fingerprint: str,
-                  created: str, container: dict[str, Any] | None) -> bytes:
-    """The document `document()` makes for one line of a LineBatch, as a bytes %-template over
-    (@timestamp, message JSON, offset, sequence, offset): the same bytes orjson gives for that document."""
-    out = [b'{"@timestamp":"%b","message":%b,"event":{"id":', _piece(fingerprint + ":")[:-1], b'%d","created":',
-           _piece(created), b',"sequence":%d},"input":{"type":', _piece(input_type), b'},"host":{"name":',
-           _piece(host_name), b"}"]
+def line_template_parts(input_type: str, host_name: str, stream: str | None, path: str, fingerprint: str,
+                        created: str, container: dict[str, Any] | None) -> tuple[bytes, ...]:
+    """The document `document()` makes for one line of a LineBatch, as the six constant parts around
+    (@timestamp, message JSON, offset, sequence, offset): joined with those, the same bytes orjson
+    gives for that document."""
+    dumps = orjson.dumps
+    tail = [b'","created":', dumps(created), b',"sequence":']
+    after_seq = [b'},"input":{"type":', dumps(input_type), b'},"host":{"name":', dumps(host_name), b"}"]
     if stream:
-        out += [b',"stream":', _piece(stream)]
-    out.append(b',"log":{')
+        after_seq += [b',"stream":', dumps(stream)]
+    after_seq.append(b',"log":{')
     if path:
-        out += [b'"file":{"path":', _piece(path), b"},"]
-    out.append(b'"offset":%d}')
+        after_seq += [b'"file":{"path":', dumps(path), b"},"]
+    after_seq.append(b'"offset":')
+    end = [b"}"]
     if container is not None:
-        out += [b',"container":', _piece(container)]
-    out.append(b"}")
-    return b"".join(out)
+        end += [b',"container":', dumps(container)]
+    end.append(b"}")
+    return (b'{"@timestamp":"', b'","message":', b',"event":{"id":' + dumps(fingerprint + ":")[:-1],
+            b"".join(tail), b"".join(after_seq), b"".join(end))
 
 
 def render_lines(batch: LineBatch, host_name: str, created_ns: int, sequence: int, container_id: str | None,
                  container_name: str | None = None, image: str | None = None,
                  labels: Mapping[str, str] | None = None) -> list[bytes]:
     """Each line's record value: what `encode` gives for the LogEvent `batch.events` would hold, with
-    `sequence` counting up from the first line (and the container metadata the enricher found)."""
+    `sequence` counting up from the first line (and the container metadata the enricher found), written
+    by logshipper._fastpath.render."""
     ref = batch.ref
     container = _container(container_id, container_name, image, labels)
     created = timestamp(created_ns)
-    dumps = orjson.dumps
     streams = batch.streams
-    if not streams:
-        return []
-    first = streams[0]
-    if streams.count(first) == len(streams):
-        t = line_template(DOCKER_JSON, host_name, first, ref.path, ref.fingerprint, created,
-                          container)
-        return [t % (ts.encode(), dumps(m), off, seq, off)
-                for ts, m, off, seq in zip(batch.times, batch.messages, batch.offsets, count(sequence))]
-    templates = {st: line_template(DOCKER_JSON, host_name, st, ref.path, ref.fingerprint, created, container)
-                 for st in set(streams)}
-    return [templates[st] % (ts.encode(), dumps(m), off, seq, off)
-            for ts, m, st, off, seq in zip(batch.times, batch.messages, streams, batch.offsets, count(sequence))]
+    parts = {st: line_template_parts(DOCKER_JSON, host_name, st, ref.path, ref.fingerprint, created, container)
+             for st in set(streams)}
+    return _fastpath.render(parts, streams, batch.times, batch.messages, batch.offsets, sequence)

@@ -4,7 +4,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-RUN_PKGS="iproute2 util-linux busybox-static libseccomp2 gcc libc6-dev"  # gcc: exporter/_speedups.c
+RUN_PKGS="iproute2 util-linux busybox-static libseccomp2 gcc libc6-dev"  # gcc: the C extensions
 TEST_PKGS="crun prometheus prometheus-node-exporter prometheus-alertmanager systemd systemd-journal-remote procps
   rsyslog rsyslog-kafka kcat e2fsprogs chromium chromium-driver docker-compose"
 pkgs="$RUN_PKGS"
@@ -31,7 +31,7 @@ if [ -n "$missing" ]; then
 fi
 
 stamp=".venv/.installed$extra"
-fresh() { [ -f "$1" ] && [ ! pyproject.toml -nt "$1" ] && [ ! exporter/_speedups.c -nt "$1" ]; }
+fresh() { [ -f "$1" ] && [ ! pyproject.toml -nt "$1" ] && [ ! exporter/_speedups.c -nt "$1" ] && [ ! logshipper/_fastpath.c -nt "$1" ]; }
 # the test install is a superset of the plain one
 if [ ! -x .venv/bin/python ] || ! { fresh "$stamp" || { [ -z "$extra" ] && fresh ".venv/.installed[test]"; }; }; then
   echo "setup: installing hostwatch$extra into .venv"

@@ -2,9 +2,9 @@
 
 Most chunks are nothing but complete lines of the shape Docker writes without log-opts,
 `{"log":"...\\n","stream":"stdout","time":"<UTC RFC3339Nano>"}`. For those, `decode_columns` returns a
-`LineBatch`: the messages, times, streams and offsets as lists, checked for the whole chunk at once with
-C-level operations (one orjson call, then map/set over the columns) instead of a Python step per line,
-and the pipeline renders the Kafka records straight from the columns (logshipper.ecs.render_lines).
+`LineBatch`: the messages, times, streams and offsets as lists, checked for the whole chunk at once
+(one orjson call, then logshipper._fastpath.columns in C) instead of a Python step per line, and the
+pipeline renders the Kafka records straight from the columns (logshipper.ecs.render_lines, in C too).
 
 Everything else (a Docker partial line, a partial pending from an earlier chunk, `attrs`, a bad or
 oversized line, a time that is not UTC with "Z") returns None, and the chunk goes through
@@ -17,22 +17,11 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from itertools import accumulate, count, islice, repeat
-from operator import add, itemgetter
 from typing import Any
 
 from hostwatch.core.events import DOCKER_JSON, Ack, Batch, LogEvent
+from logshipper import _fastpath
 from logshipper.codecs.dockerjson import FileRef, Joiner, decode_lines, load_chunk, parse_time_ns
-
-_NS = 1_000_000_000
-TIME_LEN = 30  # "YYYY-MM-DDTHH:MM:SS.fffffffffZ": the form @timestamp takes (nine fraction digits)
-_SECOND_LEN = 19
-_LOG, _STREAM, _TIME = itemgetter("log"), itemgetter("stream"), itemgetter("time")
-_SECOND = itemgetter(slice(0, _SECOND_LEN))
-_CHOP = itemgetter(slice(0, -1))
-_KEYS = 3
-_CANONICAL: dict[str, int] = {}  # "YYYY-MM-DDTHH:MM:SS" written the way ecs.timestamp writes it -> seconds
-_CANONICAL_MAX = 4096
 
 
 class LineBatch(Batch):
@@ -82,80 +71,21 @@ class LineBatch(Batch):
 _EVENTS: Any = Batch.__dict__["events"]  # the slot LineBatch.events stands in front of
 
 
-def _second(prefix: str) -> int | None:
-    """Epoch seconds of a "YYYY-MM-DDTHH:MM:SS" that is valid and canonical (what ecs.timestamp prints
-    for it, so the @timestamp copied from the line is the one the slow path would format)."""
-    secs = _CANONICAL.get(prefix)
-    if secs is not None:
-        return secs
-    from logshipper.ecs import timestamp
-
-    try:
-        ns = parse_time_ns(prefix + "Z")
-    except (ValueError, OverflowError):
-        return None
-    secs = ns // _NS
-    if timestamp(secs * _NS)[:_SECOND_LEN] != prefix:
-        return None
-    if len(_CANONICAL) >= _CANONICAL_MAX:
-        _CANONICAL.clear()
-    _CANONICAL[prefix] = secs
-    return secs
-
-
-def _pad(t: str) -> str:
-    """Docker trims trailing zeros of the fraction (RFC3339Nano); @timestamp keeps nine digits. Anything
-    else is returned as it is (and fails _times_ok)."""
-    if t[-1:] != "Z":
-        return t
-    if len(t) == 20:
-        return t[:19] + ".000000000Z"
-    if 21 < len(t) < TIME_LEN and t[19] == ".":
-        return t[:-1].ljust(TIME_LEN - 1, "0") + "Z"
-    return t
-
-
-def _times_ok(times: list[str]) -> bool:
-    """Every time is "YYYY-MM-DDTHH:MM:SS.fffffffffZ" with a valid, canonical second."""
-    n = len(times)
-    joined = "".join(times)
-    if len(joined) != n * TIME_LEN:
-        return False
-    if joined[19::TIME_LEN] != "." * n or joined[29::TIME_LEN] != "Z" * n:
-        return False
-    fraction = "".join([joined[i::TIME_LEN] for i in range(20, 29)])
-    if not (fraction.isascii() and fraction.isdigit()):
-        return False
-    return all(_second(s) is not None for s in set(map(_SECOND, times)))
-
-
 def decode_columns(lines: Sequence[bytes], docs: list[Any], offset: int, ref: FileRef,
                    max_message_bytes: int) -> LineBatch | None:
     """The chunk's events as a LineBatch when every line is an ordinary complete one (the caller has
     checked that no partial line is pending); None to take the line-by-line path. `docs` are the
-    lines' JSON values (one orjson call for the chunk)."""
-    if not lines or set(map(type, docs)) != {dict} or set(map(len, docs)) != {_KEYS}:
+    lines' JSON values (one orjson call for the chunk). Ordinary: each a dict of exactly log, stream
+    and time, all str, no line longer than max_message_bytes, the log ending in its newline (else a
+    Docker partial line: the joiner's business), the time UTC RFC 3339 (fraction padded to nine
+    digits) with a canonical second (what ecs.timestamp prints for it, so the @timestamp copied from
+    the line is the one the slow path would format). Checked and split into columns in C
+    (logshipper._fastpath.columns)."""
+    cols = _fastpath.columns(list(lines), docs, offset, max_message_bytes)
+    if cols is None:
         return None
-    if max(map(len, lines)) > max_message_bytes:
-        return None  # may be oversized: the slow path measures the message itself
-    try:
-        logs, streams, times = list(map(_LOG, docs)), list(map(_STREAM, docs)), list(map(_TIME, docs))
-        if set(map(type, streams)) != {str}:
-            return None
-        # str methods raise TypeError on anything but a str: the type checks of logs and times
-        if not all(map(str.endswith, logs, repeat("\n"))):
-            return None  # a Docker partial line (16 KiB piece): the joiner's business
-        if set(map(len, times)) != {TIME_LEN}:
-            times = [t if len(t) == TIME_LEN else _pad(t) for t in times]
-        if not _times_ok(times):
-            return None
-    except (KeyError, TypeError):
-        return None
-    oldest = min(times)
-    oldest_ns = (_second(oldest[:_SECOND_LEN]) or 0) * _NS + int(oldest[20:29])
-    # line i starts at offset + (the lengths of the lines before it) + i newlines
-    offsets = list(map(add, accumulate(islice(map(len, lines), len(lines) - 1), initial=offset), count()))
-    return LineBatch(ref, list(map(_CHOP, logs)), times, streams, offsets, oldest_ns)
+    messages, times, streams, offsets, oldest_ns = cols
+    return LineBatch(ref, messages, times, streams, offsets, oldest_ns)
 
 
 def decode_chunk(lines: list[bytes], offset: int, ref: FileRef, joiner: Joiner,

@@ -137,3 +137,41 @@ def test_fuzz_either_path_gives_the_line_decoders_events_and_rejects() -> None:
         events = fast.events if isinstance(fast, LineBatch) else fast
         assert events == slow and fast_rejects == slow_rejects
     assert paths["columns"] > 100 and paths["lines"] > 50
+
+
+@pytest.mark.parametrize(("time", "columns"), [
+    ("0999-12-31T23:59:59.5Z", False),  # a year ecs.timestamp would not print with four digits
+    ("1000-01-01T00:00:00Z", True),
+    ("2023-02-29T12:00:00Z", False),
+    ("2024-02-29T12:00:00.000000001Z", True),
+    ("1900-02-29T12:00:00Z", False),
+    ("2000-02-29T12:00:00Z", True),
+    ("1969-12-31T23:59:59.999999999Z", True),  # before the epoch
+    ("9999-12-31T23:59:59.9Z", True),
+    ("2023-11-14T24:00:00Z", False),
+    ("2023-11-14T22:60:00Z", False),
+    ("2023-11-31T22:00:00Z", False),
+    ("2023-11-14 22:13:20Z", False),
+])
+def test_times_the_columns_take_are_exactly_the_canonical_ones(time: str, columns: bool) -> None:
+    data = b'{"log":"x\\n","stream":"stdout","time":"%s"}\n' % time.encode() + ordinary(3)
+    fast, slow, fast_rejects, slow_rejects = both(data)
+    assert isinstance(fast, LineBatch) is columns
+    events = fast.events if isinstance(fast, LineBatch) else fast
+    assert events == slow and fast_rejects == slow_rejects
+    if isinstance(fast, LineBatch):
+        assert fast.oldest_ns == min(e.time_ns for e in slow)
+
+
+def test_records_spell_every_message_the_way_orjson_does() -> None:
+    rng = random.Random(99)
+    pool = [chr(c) for c in range(0x20)] + ['"', "\\", "/", "\x7f", "é", "\u2028", "\u2029", "\U0001f600", "<", "&",
+                                            "%", "a", " "]
+    for _ in range(200):
+        msgs = ["".join(rng.choice(pool) for _ in range(rng.randrange(0, 40))) for _ in range(rng.randrange(1, 20))]
+        data = b"".join(line(m + "\n", rng.choice(["stdout", "stderr"]), NS + i) for i, m in enumerate(msgs))
+        fast, slow, _, _ = both(data, offset=rng.randrange(10**9))
+        assert isinstance(fast, LineBatch)
+        seq = rng.randrange(10**18)
+        assert ecs.render_lines(fast, "h%s", 7, seq, "c" * 64) == [
+            ecs.encode(e, "h%s", 7, seq + i) for i, e in enumerate(slow)]
