@@ -15,34 +15,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-typedef struct {
-    char *buf;
-    Py_ssize_t len, cap;
-} Out;
-
-static int out_reserve(Out *o, Py_ssize_t need) {
-    if (o->len + need <= o->cap)
-        return 0;
-    Py_ssize_t cap = o->cap ? o->cap : 16384;
-    while (cap < o->len + need)
-        cap *= 2;
-    char *b = PyMem_Realloc(o->buf, cap);
-    if (!b) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    o->buf = b;
-    o->cap = cap;
-    return 0;
-}
-
-static int out_put(Out *o, const char *s, Py_ssize_t n) {
-    if (out_reserve(o, n) < 0)
-        return -1;
-    memcpy(o->buf + o->len, s, n);
-    o->len += n;
-    return 0;
-}
+#include "../hostwatch/core/outbuf.h"
 
 static int out_str(Out *o, PyObject *s) {
     if (!PyUnicode_Check(s)) {

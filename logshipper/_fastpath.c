@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../hostwatch/core/outbuf.h"
+
 #define TIME_LEN 30 /* "YYYY-MM-DDTHH:MM:SS.fffffffffZ" */
 #define NS 1000000000LL
 
@@ -197,28 +199,7 @@ done:
     return res;
 }
 
-typedef struct {
-    char *buf;
-    Py_ssize_t len, cap;
-} Out;
-
-static int reserve(Out *o, Py_ssize_t need) {
-    if (o->len + need <= o->cap)
-        return 0;
-    Py_ssize_t cap = o->cap ? o->cap : 4096;
-    while (cap < o->len + need)
-        cap *= 2;
-    char *b = PyMem_Realloc(o->buf, cap);
-    if (!b) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    o->buf = b;
-    o->cap = cap;
-    return 0;
-}
-
-static inline void put(Out *o, const char *s, Py_ssize_t n) { /* after reserve() */
+static inline void put(Out *o, const char *s, Py_ssize_t n) { /* after out_reserve() */
     memcpy(o->buf + o->len, s, n);
     o->len += n;
 }
@@ -238,7 +219,7 @@ static void put_int(Out *o, long long v) {
 }
 
 /* orjson's JSON string of UTF-8 text s: quotes, \" \\ \b \f \n \r \t, \u00XX for other controls,
- * everything else as it is. After reserve(2 + 6 * n). */
+ * everything else as it is. After out_reserve(2 + 6 * n). */
 static void put_json_string(Out *o, const char *s, Py_ssize_t n) {
     static const char hex[] = "0123456789abcdef";
     char *w = o->buf + o->len;
@@ -315,7 +296,7 @@ static PyObject *render(PyObject *self, PyObject *args) {
             need += PyBytes_GET_SIZE(p);
         }
         o.len = 0;
-        if (reserve(&o, need) < 0)
+        if (out_reserve(&o, need) < 0)
             goto fail;
 #define PART(k) put(&o, PyBytes_AS_STRING(PyTuple_GET_ITEM(parts, k)), PyBytes_GET_SIZE(PyTuple_GET_ITEM(parts, k)))
         PART(0);

@@ -31,7 +31,8 @@ if [ -n "$missing" ]; then
 fi
 
 stamp=".venv/.installed$extra"
-fresh() { [ -f "$1" ] && [ ! pyproject.toml -nt "$1" ] && [ ! exporter/_speedups.c -nt "$1" ] && [ ! logshipper/_fastpath.c -nt "$1" ]; }
+fresh() { [ -f "$1" ] && [ ! pyproject.toml -nt "$1" ] && [ ! exporter/_speedups.c -nt "$1" ] && [ ! logshipper/_fastpath.c -nt "$1" ] \
+  && [ ! hostwatch/core/outbuf.h -nt "$1" ]; }
 # the test install is a superset of the plain one
 if [ ! -x .venv/bin/python ] || ! { fresh "$stamp" || { [ -z "$extra" ] && fresh ".venv/.installed[test]"; }; }; then
   echo "setup: installing hostwatch$extra into .venv"
