@@ -92,8 +92,8 @@ class RecordBatch:
         return len(self._records)
 
     def forget_values(self) -> None:
-        """The producer holds copies of every record now (and hands back any it fails): drop ours, so an
-        in-flight record is held once. The count, nbytes and ack stay for the release."""
+        """The producer holds copies of every record now (and the sink's run reports a packed one, for a
+        retry): drop the batch's own objects. The count, nbytes and ack stay for the release."""
         count = len(self)
         self._runs, self._records, self._handed_over = [], None, count
 
