@@ -55,8 +55,10 @@ def test_go_value_matches_prometheus_client_for_every_kind_of_value() -> None:
 
 def test_plain_and_extra_rows_are_the_f_string_spelling_they_replaced() -> None:
     rng = random.Random(11)
+    checked = 0
     for _ in range(50):
         lss = labelsets(rng, rng.randrange(0, 60))
+        checked += len(lss)
         rows = [(ls, (), random_value(rng)) for ls in lss]
         ref = "".join(f"c{{{ls.full}}} {go_value(v)}\n" for ls, _, v in rows).encode()
         assert _speedups.render_plain("c{", rows, go_value) == ref
@@ -66,6 +68,7 @@ def test_plain_and_extra_rows_are_the_f_string_spelling_they_replaced() -> None:
         ref = "".join(f"c{{{ls.lead}{p[0]}{ls.idimg}{p[1]}{ls.name}{p[2]}}} {go_value(v)}\n"
                       for ls, e, v in erows for p in (parts[e],)).encode()
         assert _speedups.render_extra("c", erows, parts, go_value) == ref
+    assert checked > 1000  # rows compared, each way
 
 
 def test_bad_rows_raise_instead_of_writing_garbage() -> None:
@@ -117,6 +120,7 @@ def test_pick_agrees_with_a_careful_parser_on_random_and_mutated_files() -> None
     names = [b"rss", b"cache", b"total_rss", b"pgfault", b"x", b"rss_huge", b"nr_periods"]
     keys = tuple(names[:5])
     hints = [-1] * len(keys)
+    compared = 0
     for _ in range(5000):
         lines = []
         for name in rng.sample(names, rng.randrange(len(names) + 1)):
@@ -130,7 +134,9 @@ def test_pick_agrees_with_a_careful_parser_on_random_and_mutated_files() -> None
         if len({line.split()[0] for line in data.split(b"\n") if line.split()}) == len(
                 [line for line in data.split(b"\n") if line.split()]):  # keys unique: one answer
             assert got == reference_pick(data, keys), data
+            compared += 1
         assert len(got) == len(keys)
+    assert compared > 3000  # files whose keys are unique, so that one answer is right
 
 
 def test_pread_all_reads_every_kept_file_and_leaves_out_failures(tmp_path: Path) -> None:

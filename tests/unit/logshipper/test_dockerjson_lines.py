@@ -167,11 +167,14 @@ def test_records_spell_every_message_the_way_orjson_does() -> None:
     rng = random.Random(99)
     pool = [chr(c) for c in range(0x20)] + ['"', "\\", "/", "\x7f", "é", "\u2028", "\u2029", "\U0001f600", "<", "&",
                                             "%", "a", " "]
+    written: set[str] = set()
     for _ in range(200):
         msgs = ["".join(rng.choice(pool) for _ in range(rng.randrange(0, 40))) for _ in range(rng.randrange(1, 20))]
+        written.update(*msgs)
         data = b"".join(line(m + "\n", rng.choice(["stdout", "stderr"]), NS + i) for i, m in enumerate(msgs))
         fast, slow, _, _ = both(data, offset=rng.randrange(10**9))
         assert isinstance(fast, LineBatch)
         seq = rng.randrange(10**18)
         assert ecs.render_lines(fast, "h%s", 7, seq, "c" * 64) == [
             ecs.encode(e, "h%s", 7, seq + i) for i, e in enumerate(slow)]
+    assert written == set(pool)  # every character of the pool was rendered
