@@ -1,14 +1,15 @@
 /* docker_json's fast path in C: the two per-line steps of an ordinary json-file chunk, ~1.2 us a line
  * in Python (half of the shipper's own CPU per line, bench/shipper_throughput.py).
  *
- * columns(lines, docs, offset, max_message_bytes): what dockerjson_lines.decode_columns decides and
- *   returns for the chunk's parsed lines (orjson's dicts): None where that function would, else
- *   (messages, times, streams, offsets, oldest_ns).
+ * columns(lines, docs, offset, max_message_bytes): for dockerjson_lines.decode_columns, the chunk's
+ *   parsed lines (orjson's dicts) as columns when every line is an ordinary one (its docstring says
+ *   which), else None: (messages, times, streams, offsets, oldest_ns).
  * render(parts, streams, times, messages, offsets, sequence): the ECS record of each line, the bytes
  *   ecs.render_lines writes (orjson's spelling of the message), from the line template's six constant
  *   parts per stream (ecs.line_template_parts).
  *
- * tests/unit/logshipper/test_fastpath.py holds both against the Python functions they stand for. */
+ * tests/unit/logshipper/test_dockerjson_lines.py holds both to the line decoder (dockerjson.decode_lines)
+ * and the event encoder (ecs.encode). */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -62,7 +63,7 @@ static long long second_of(const char *t, int *ok) {
     return days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 + h * 3600 + mi * 60 + s;
 }
 
-/* dockerjson_lines._pad: Docker trims the fraction's trailing zeros; @timestamp keeps nine digits.
+/* Docker trims the fraction's trailing zeros (RFC3339Nano); @timestamp keeps nine digits.
  * A new reference: the padded time, or t itself. */
 static PyObject *pad(PyObject *t) {
     Py_ssize_t n = PyUnicode_GET_LENGTH(t);

@@ -16,7 +16,6 @@ when a transform (multiline) or any other reader asks for them.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
 from hostwatch.core.events import DOCKER_JSON, Ack, Batch, LogEvent
@@ -71,7 +70,7 @@ class LineBatch(Batch):
 _EVENTS: Any = Batch.__dict__["events"]  # the slot LineBatch.events stands in front of
 
 
-def decode_columns(lines: Sequence[bytes], docs: list[Any], offset: int, ref: FileRef,
+def decode_columns(lines: list[bytes], docs: list[Any], offset: int, ref: FileRef,
                    max_message_bytes: int) -> LineBatch | None:
     """The chunk's events as a LineBatch when every line is an ordinary complete one (the caller has
     checked that no partial line is pending); None to take the line-by-line path. `docs` are the
@@ -81,7 +80,7 @@ def decode_columns(lines: Sequence[bytes], docs: list[Any], offset: int, ref: Fi
     digits) with a canonical second (what ecs.timestamp prints for it, so the @timestamp copied from
     the line is the one the slow path would format). Checked and split into columns in C
     (logshipper._fastpath.columns)."""
-    cols = _fastpath.columns(list(lines), docs, offset, max_message_bytes)
+    cols = _fastpath.columns(lines, docs, offset, max_message_bytes)
     if cols is None:
         return None
     messages, times, streams, offsets, oldest_ns = cols

@@ -71,6 +71,11 @@ PUMP_ERROR_WAIT = 1.0
 ERROR_LOG_INTERVAL = 10.0
 UNKNOWN_SOURCE = "unknown"
 
+def is_fatal(err: DeliveryError) -> bool:
+    """The error ends its producer (the idempotent producer cannot go on)."""
+    return err.fatal() or err.code() == ERR__FATAL
+
+
 class _Delivery:
     """One batch on its way: every report the attempt expects (one per record, or one per run) takes one
     token back; whoever takes the last token (list.pop is atomic, whichever thread) reports it done."""
@@ -289,7 +294,7 @@ class KafkaSink:
             if run_err is not None and run_err.code() in PURGED and self._stopping:
                 return  # abandoned on stop: stays in the buffer
             if run_err is not None:
-                fatal = fatal or run_err.fatal() or run_err.code() == ERR__FATAL
+                fatal = fatal or is_fatal(run_err)
             self._metrics.kafka_errors.labels("true").inc()
             retry += run.records()
             unsent += len(run.lengths)
@@ -302,7 +307,7 @@ class KafkaSink:
                 dropped[reason] = dropped.get(reason, 0) + 1
                 self._metrics.kafka_errors.labels("false").inc()
                 continue
-            fatal = fatal or err.fatal() or code == ERR__FATAL
+            fatal = fatal or is_fatal(err)
             self._metrics.kafka_errors.labels("true").inc()
             retry.append(msg if isinstance(msg, Record) else Record(msg.topic(), msg.key(), msg.value()))
         source = d.batch.source or UNKNOWN_SOURCE
@@ -350,7 +355,7 @@ class KafkaSink:
     def _on_client_error(self, generation: int, err: DeliveryError) -> None:
         """Client-level errors of the producer of `generation` (brokers down, transport: the client retries
         them; a fatal one ends that producer), from a poll."""
-        fatal = err.fatal() or err.code() == ERR__FATAL
+        fatal = is_fatal(err)
         if fatal:
             self._fatal.add(generation)  # now, before the reports that follow it in the same queue
         self._metrics.kafka_errors.labels("false" if fatal else "true").inc()
