@@ -1,8 +1,8 @@
-/* The exporter's two per-scrape inner loops, in C: rendering exposition rows and picking values out of
- * flat-keyed cgroup files (memory.stat, cpu.stat, ...). Both run tens of thousands of times a scrape;
- * in Python a row cost ~0.3 us (~1.2 us for a value of 1e6 or more) and a pick ~4 us, more than the
- * kernel takes to produce the file (bench/exporter_scrape.py). And the prefetch of every kept file
- * (fdcache) in one call. exporter/families.py and exporter/readers/fsread.py say what they mean;
+/* The exporter's per-scrape inner loops, in C: rendering exposition rows and picking values out of
+ * flat-keyed cgroup files (memory.stat, cpu.stat, ...) run tens of thousands of times a scrape; in
+ * Python a row cost ~0.3 us (~1.2 us for a value of 1e6 or more) and a pick ~4 us, more than the kernel
+ * takes to produce the file (bench/exporter_scrape.py). Also the prefetch of every kept file (fdcache)
+ * and its reads, /proc/<pid>/fd counting and the collectors' row appends. exporter/families.py and exporter/readers/fsread.py say what they mean;
  * tests/unit/exporter/test_exporter_speedups.py holds them against pure-Python references and
  * prometheus_client's encoders. */
 
@@ -36,19 +36,6 @@ static int out_attr(Out *o, PyObject *obj, PyObject *name) {
     return r;
 }
 
-/* Decimal digits of x into d (no terminator); returns their count. */
-static int digits_of(uint64_t x, char *d) {
-    char tmp[24];
-    int n = 0;
-    do {
-        tmp[n++] = (char)('0' + x % 10);
-        x /= 10;
-    } while (x);
-    for (int i = 0; i < n; i++)
-        d[i] = tmp[n - 1 - i];
-    return n;
-}
-
 static int go_float(Out *o, double x);
 
 /* families.go_value's spelling of v: 1 if written, 0 if v is a case left to the Python function
@@ -63,7 +50,7 @@ static int go_value(Out *o, PyObject *v) {
         if (overflow || x < 0 || x >= (1LL << 53))
             return 0;
         char d[24];
-        int n = digits_of((uint64_t)x, d);
+        int n = decimal_digits((uint64_t)x, d);
         if (x < 1000000) { /* "N.0" */
             memcpy(buf, d, n);
             memcpy(buf + n, ".0", 2);

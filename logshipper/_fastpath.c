@@ -205,18 +205,10 @@ static inline void put(Out *o, const char *s, Py_ssize_t n) { /* after out_reser
     o->len += n;
 }
 
-static void put_int(Out *o, long long v) {
-    char tmp[24];
-    int n = 0, neg = v < 0;
-    unsigned long long x = neg ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        tmp[n++] = (char)('0' + x % 10);
-        x /= 10;
-    } while (x);
-    if (neg)
+static void put_int(Out *o, long long v) { /* after out_reserve() */
+    if (v < 0)
         o->buf[o->len++] = '-';
-    while (n)
-        o->buf[o->len++] = tmp[--n];
+    o->len += decimal_digits(v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v, o->buf + o->len);
 }
 
 /* orjson's JSON string of UTF-8 text s: quotes, \" \\ \b \f \n \r \t, \u00XX for other controls,

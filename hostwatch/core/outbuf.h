@@ -4,6 +4,7 @@
 #ifndef HOSTWATCH_OUTBUF_H
 #define HOSTWATCH_OUTBUF_H
 
+#include <stdint.h>
 #include <string.h>
 
 typedef struct {
@@ -35,6 +36,19 @@ static inline int out_put(Out *o, const char *s, Py_ssize_t n) {
     memcpy(o->buf + o->len, s, n);
     o->len += n;
     return 0;
+}
+
+/* Decimal digits of x into d (no terminator, at most 20); returns their count. */
+static inline int decimal_digits(uint64_t x, char *d) {
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + x % 10);
+        x /= 10;
+    } while (x);
+    for (int i = 0; i < n; i++)
+        d[i] = tmp[n - 1 - i];
+    return n;
 }
 
 #endif
