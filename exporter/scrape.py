@@ -7,6 +7,7 @@ shares one collection between concurrent scrapes (exporter.server).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import threading
@@ -39,6 +40,19 @@ def _boot_time(proc_root: str) -> float | None:
     except (OSError, ValueError):
         return None
     return None if bt is None else float(bt - bt % 60)
+
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic collector off meanwhile, back on after only if it was on (an outer pause stays)."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 class Exporter:
@@ -90,16 +104,10 @@ class Exporter:
     def collect(self, now: float | None = None, self_metrics: bool = True, request: bool = True) -> list[Metric]:
         """One collection's families. Never raises: failures become counted errors and missing series.
         `request`: count it as a scrape served (the server counts its requests itself)."""
-        with self._lock:
-            # A collection allocates a few hundred thousand short-lived objects and no cycles: the
-            # cyclic collector would only walk them again and again meanwhile.
-            gc_was_on = gc.isenabled()
-            gc.disable()
-            try:
-                return self._collect(now, self_metrics, request)
-            finally:
-                if gc_was_on:
-                    gc.enable()
+        # A collection allocates a few hundred thousand short-lived objects and no cycles: the cyclic
+        # collector would only walk them again and again meanwhile.
+        with self._lock, gc_paused():
+            return self._collect(now, self_metrics, request)
 
     def _collect(self, now: float | None, self_metrics: bool, request: bool) -> list[Metric]:
         t0 = time.perf_counter()

@@ -25,7 +25,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.config import ExporterConfig, parse_listen_address
 from exporter.families import render_chunks
-from exporter.scrape import Exporter
+from exporter.scrape import Exporter, gc_paused
 from exporter.webconfig import BasicAuth, WebConfig, load_web_config
 from hostwatch.core.telemetry import Collector
 
@@ -82,13 +82,8 @@ class GcPause:
 def produce(families: list[Metric], openmetrics: bool, gz: bool) -> list[bytes]:
     """The body as pieces (one per family): compressed family by family when gzipped, so no whole
     text is ever held; written piece by piece when not."""
-    gc_was_on = gc.isenabled()
-    gc.disable()  # rendering makes no cycles; the cyclic collector would only walk the rows meanwhile
-    try:
+    with gc_paused():  # rendering makes no cycles; the cyclic collector would only walk the rows meanwhile
         return _produce(families, openmetrics, gz)
-    finally:
-        if gc_was_on:
-            gc.enable()
 
 
 def produce_taking(holder: list[list[Metric]], openmetrics: bool, gz: bool) -> list[bytes]:
